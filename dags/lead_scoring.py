@@ -1,0 +1,131 @@
+"""
+### Lead scoring
+
+Extracts contacts and email events from the CRM (HubSpot CRM v3) and web events from a Segment
+JSONL export into `raw_crm` / `raw_analytics`, builds the scores with dbt (Cosmos renders one
+task per dbt node, each a `dbt build` of that node with its tests), validates the day's scores
+with the Great Expectations `score_gate` checkpoint, and writes changed scores back to the CRM.
+
+Connections: `warehouse` (postgres) and `crm` (http: host = API base URL, password = token).
+
+Params: `as_of` scores as of another date (default: the logical date); `events_path` overrides
+`LEAD_SCORING_EVENTS_PATH`; `dry_run` computes the CRM changes without writing them.
+
+The dbt graph comes from `dbt_project/target/manifest.json`: run `make manifest` (or
+`lead-scoring dbt-parse`) after changing the dbt project.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+from lead_scoring import tasks
+
+DBT_PROJECT_DIR = Path(
+    os.environ.get(
+        "LEAD_SCORING_DBT_PROJECT_DIR", Path(__file__).resolve().parents[1] / "dbt_project"
+    )
+)
+AS_OF = "{{ params.as_of or ds }}"
+TASK_RETRIES = int(os.environ.get("LEAD_SCORING_TASK_RETRIES", "1"))
+
+
+def _as_of(context: dict[str, Any]) -> str:
+    return str(context["params"].get("as_of") or context["ds"])
+
+
+@dag(
+    dag_id="lead_scoring",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["lead-scoring", "crm", "dbt", "great-expectations"],
+    doc_md=__doc__,
+    default_args={
+        "owner": "data-engineering",
+        "retries": TASK_RETRIES,
+        "retry_delay": timedelta(minutes=2),
+        "on_failure_callback": tasks.on_failure,
+    },
+    params={
+        "as_of": Param(
+            None, type=["null", "string"], format="date", description="Score as of this date."
+        ),
+        "events_path": Param(
+            None, type=["null", "string"], description="Folder of Segment JSONL files."
+        ),
+        "dry_run": Param(
+            False, type="boolean", description="Compute CRM changes without writing them."
+        ),
+    },
+)
+def lead_scoring() -> None:
+    @task
+    def extract_contacts(**context: Any) -> dict[str, Any]:
+        return tasks.extract_contacts(run_id=context["run_id"])
+
+    @task
+    def extract_email_events(**context: Any) -> dict[str, Any]:
+        return tasks.extract_email_events(run_id=context["run_id"])
+
+    @task
+    def load_web_events(**context: Any) -> dict[str, Any]:
+        return tasks.load_web_events(
+            run_id=context["run_id"], path=context["params"].get("events_path")
+        )
+
+    dbt_build = DbtTaskGroup(
+        group_id="dbt_build",
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT_DIR,
+            manifest_path=DBT_PROJECT_DIR / "target" / "manifest.json",
+            install_dbt_deps=False,
+        ),
+        profile_config=ProfileConfig(
+            profile_name="lead_scoring",
+            target_name="airflow",
+            profile_mapping=PostgresUserPasswordProfileMapping(
+                conn_id="warehouse", profile_args={"schema": "lead_scoring"}
+            ),
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.BUILD,
+            # A test on two nodes (relationships) runs once both are built, as its own task.
+            should_detach_multiple_parents_tests=True,
+            # No data-aware scheduling downstream; and asset URIs cannot name a socket host.
+            emit_datasets=False,
+        ),
+        operator_args={"vars": {"as_of": AS_OF}},
+    )
+
+    @task
+    def check_scores(**context: Any) -> dict[str, Any]:
+        return tasks.check_scores(as_of=_as_of(context))
+
+    @task
+    def sync_crm(**context: Any) -> dict[str, Any]:
+        return tasks.sync_scores(
+            run_id=context["run_id"],
+            as_of=_as_of(context),
+            dry_run=bool(context["params"].get("dry_run")),
+        )
+
+    [extract_contacts(), extract_email_events(), load_web_events()] >> dbt_build
+    dbt_build >> check_scores() >> sync_crm()
+
+
+lead_scoring()

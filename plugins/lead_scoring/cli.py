@@ -1,0 +1,271 @@
+"""``lead-scoring`` (also ``python -m lead_scoring``): what a person runs by hand.
+
+    lead-scoring demo                 the whole job once on the embedded default
+    lead-scoring sandbox --port 8765  serve the CRM sandbox
+    lead-scoring synth --contacts N   write a synthetic dataset into a running sandbox
+    lead-scoring dbt-parse            write dbt_project/target/manifest.json for Cosmos
+    lead-scoring dbt-lint [--fix]     sqlfluff on the dbt models
+    lead-scoring quality-init         rewrite the Great Expectations file context
+
+Errors are one line on stderr with a non-zero exit code; tokens are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from lead_scoring import __version__
+
+log = logging.getLogger("lead_scoring")
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _port(value: str) -> int:
+    number = _positive(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {number}")
+    return number
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date like 2024-06-01, got {value!r}"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lead-scoring",
+        description="Versioned, explainable lead scoring in your warehouse.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the lead_scoring DAG end to end on the embedded default",
+        description="Start the embedded PostgreSQL and the CRM sandbox, write the synthetic "
+        "dataset, run the DAG with `airflow dags test`, print the top leads, stop the servers.",
+    )
+    demo.add_argument(
+        "--contacts", type=_positive, default=1000, help="synthetic contacts (default 1000)"
+    )
+    demo.add_argument("--seed", type=int, default=42, help="synthetic data seed (default 42)")
+    demo.add_argument(
+        "--port", type=_port, default=8765, help="sandbox port on 127.0.0.1 (default 8765)"
+    )
+    demo.add_argument(
+        "--as-of", type=_date, help="score as of this date (default: the dataset's end)"
+    )
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="serve the CRM sandbox (HubSpot CRM v3 wire contract)",
+        description="Serve the CRM sandbox until interrupted. The token comes from --token or "
+        "LEAD_SCORING_SANDBOX_TOKEN; the portal persists in --db.",
+    )
+    sandbox.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    sandbox.add_argument("--port", type=_port, default=8765, help="port (default 8765)")
+    sandbox.add_argument(
+        "--token", help="bearer token clients must send (default: $LEAD_SCORING_SANDBOX_TOKEN)"
+    )
+    sandbox.add_argument(
+        "--db", type=Path, help="SQLite file of the portal (default .local/sandbox/portal.db)"
+    )
+    sandbox.add_argument(
+        "--rate-limit",
+        type=_positive,
+        default=190,
+        help="requests per 10 s per token (default 190)",
+    )
+
+    synth = commands.add_parser(
+        "synth",
+        help="write a synthetic dataset into a running sandbox and an events folder",
+        description="Generate contacts, email events and Segment web events. Contacts and email "
+        "events go into the sandbox at --crm-url; web events to <out>/events/*.jsonl.",
+    )
+    synth.add_argument(
+        "--contacts", type=_positive, default=1000, help="contacts to generate (default 1000)"
+    )
+    synth.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    synth.add_argument("--end", type=_date, help="last day of the data (default today, UTC)")
+    synth.add_argument("--days", type=_positive, default=180, help="days of history (default 180)")
+    synth.add_argument(
+        "--out", type=Path, default=None, help="dataset folder (default .local/synth)"
+    )
+    synth.add_argument("--crm-url", default="http://127.0.0.1:8765", help="sandbox base URL")
+    synth.add_argument("--token", help="sandbox token (default: $LEAD_SCORING_SANDBOX_TOKEN)")
+
+    commands.add_parser("dbt-parse", help="parse the dbt project into target/manifest.json")
+    lint = commands.add_parser("dbt-lint", help="sqlfluff (dbt templater) on the dbt models")
+    lint.add_argument("--fix", action="store_true", help="apply sqlfluff's fixes")
+    commands.add_parser(
+        "quality-init",
+        help="rewrite the Great Expectations file context from its definitions",
+        description="Needs AIRFLOW_CONN_WAREHOUSE pointing at a warehouse where the scores "
+        "were built (GX checks the tables exist when it writes the assets).",
+    )
+    return parser
+
+
+def _token(given: str | None) -> str:
+    token = given or os.environ.get("LEAD_SCORING_SANDBOX_TOKEN")
+    if not token:
+        raise SystemExit("error: no token: pass --token or set LEAD_SCORING_SANDBOX_TOKEN")
+    return token
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lead_scoring.runtime.demo import DemoError, DemoOptions, run_demo
+
+    try:
+        return run_demo(
+            DemoOptions(contacts=args.contacts, seed=args.seed, port=args.port, as_of=args.as_of)
+        )
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from lead_scoring.config import local_dir
+    from lead_scoring.sandbox.server import Sandbox
+
+    token = _token(args.token)
+    db_path = args.db or local_dir() / "sandbox" / "portal.db"
+    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = Sandbox(
+            host=args.host, port=args.port, token=token, db_path=db_path, rate_limit=args.rate_limit
+        )
+    except OSError as exc:
+        print(
+            f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}; pick another --port",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"CRM sandbox on {server.url} (portal {db_path}); Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()
+        server.portal.close()
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    import httpx
+
+    from lead_scoring.config import local_dir
+    from lead_scoring.synth import SynthConfig, write_dataset
+
+    config = SynthConfig(
+        contacts=args.contacts,
+        seed=args.seed,
+        end=args.end or datetime.now(UTC).date(),
+        days=args.days,
+    )
+    out = args.out or local_dir() / "synth"
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rcontacts {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
+
+    try:
+        summary = write_dataset(
+            config, crm_url=args.crm_url, token=_token(args.token), out_dir=out, progress=progress
+        )
+    except httpx.HTTPStatusError as exc:
+        print(
+            f"\nerror: the sandbox refused the data: HTTP {exc.response.status_code}",
+            file=sys.stderr,
+        )
+        return 1
+    except httpx.HTTPError as exc:
+        print(
+            f"\nerror: cannot reach the sandbox at {args.crm_url}: {exc}; "
+            "is `lead-scoring sandbox` running?",
+            file=sys.stderr,
+        )
+        return 1
+    print(file=sys.stderr)
+    print(
+        f"{summary.contacts:,} contacts ({summary.contacts_created:,} created, "
+        f"{summary.contacts_updated:,} updated, {summary.contacts_unchanged:,} unchanged), "
+        f"{summary.email_events:,} email events, "
+        f"{summary.web_events:,} web events in {summary.files} files under {summary.events_dir}"
+    )
+    return 0
+
+
+def cmd_dbt_parse(_: argparse.Namespace) -> int:
+    from lead_scoring.runtime.dbt_tools import parse_project
+
+    print(f"wrote {parse_project()}")
+    return 0
+
+
+def cmd_dbt_lint(args: argparse.Namespace) -> int:
+    from lead_scoring.runtime.dbt_tools import lint_models
+
+    return lint_models(fix=args.fix)
+
+
+def cmd_quality_init(_: argparse.Namespace) -> int:
+    from lead_scoring.config import warehouse_config
+    from lead_scoring.quality.context import init_context
+
+    os.environ["WAREHOUSE_URL"] = warehouse_config().sqlalchemy_url()
+    print(f"wrote the Great Expectations context in {init_context()}")
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "sandbox": cmd_sandbox,
+    "synth": cmd_synth,
+    "dbt-parse": cmd_dbt_parse,
+    "dbt-lint": cmd_dbt_lint,
+    "quality-init": cmd_quality_init,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from lead_scoring.config import ConfigError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

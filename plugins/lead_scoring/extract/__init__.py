@@ -1,0 +1,1 @@
+"""Extraction: HubSpot pages and Segment JSONL files into raw-table rows (or quarantine records)."""

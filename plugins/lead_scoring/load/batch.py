@@ -1,0 +1,229 @@
+"""Bulk loads into the raw tables: COPY into a temporary table, then one merge, in one transaction.
+
+Every load is a *batch*: a row in ``lead_scoring_ops.load_batches`` (written first, in its own
+transaction, so a crashed load is still visible as ``running``/``failed``), and a batch id and
+load time on every raw and quarantine row it adds. The COPY, the merge into the raw table, the
+quarantine rows and the batch's ``committed`` status land together or not at all: a killed load
+leaves the previous state, never half of the new one.
+
+Merges skip what is already there (same key), which is what makes re-running a load idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import psycopg
+from psycopg import sql
+
+from lead_scoring.config import WarehouseConfig
+from lead_scoring.warehouse import OPS, connect, ensure_landing_zone
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_ROWS = 50_000
+
+
+class Rejected(NamedTuple):
+    """A record that cannot be loaded: it goes to quarantine with why, and as it came."""
+
+    reason: str
+    detail: str
+    raw_payload: str
+    source_file: str = ""
+    source_line: int = 0
+
+
+@dataclass
+class LoadResult:
+    batch_id: str
+    source: str
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_quarantined: int = 0
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def rows_duplicate(self) -> int:
+        """Valid rows already in the warehouse (a re-run or an overlapping extract)."""
+        return self.rows_read - self.rows_quarantined - self.rows_inserted
+
+    def summary(self) -> str:
+        reasons = (
+            ", ".join(f"{r}={n}" for r, n in sorted(self.quarantine_reasons.items())) or "none"
+        )
+        return (
+            f"{self.source}: read {self.rows_read}, inserted {self.rows_inserted}, "
+            f"already present {self.rows_duplicate}, quarantined {self.rows_quarantined} "
+            f"({reasons}) in {self.seconds:.1f}s [batch {self.batch_id}]"
+        )
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A raw table, the columns the loader fills, and how new rows merge into it."""
+
+    schema: str
+    name: str
+    columns: tuple[str, ...]
+    merge: str  # SQL selecting from {staging} the rows to insert into {target}
+
+    @property
+    def target(self) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.name))
+
+
+def payload_hash(payload: str) -> str:
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _copy(
+    conn: psycopg.Connection[Any],
+    staging: str,
+    like: sql.Composable,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    source: str,
+) -> int:
+    conn.execute(
+        sql.SQL("create temp table {} (like {} including defaults) on commit drop").format(
+            sql.Identifier(staging), like
+        )
+    )
+    copy_sql = sql.SQL("copy {} ({}) from stdin").format(
+        sql.Identifier(staging), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    count = 0
+    started = time.monotonic()
+    with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+            count += 1
+            if count % PROGRESS_EVERY_ROWS == 0:
+                rate = count / max(time.monotonic() - started, 1e-6)
+                log.info("%s: %d rows copied (%.0f rows/s)", source, count, rate)
+    return count
+
+
+def load_batch(
+    config: WarehouseConfig,
+    *,
+    table: RawTable,
+    source: str,
+    records: Iterable[Sequence[Any] | Rejected],
+    run_id: str | None = None,
+) -> LoadResult:
+    """Load ``records`` (rows in ``table.columns`` order, or ``Rejected``) as one batch.
+
+    Each row is prefixed with the batch id and load time, so ``table.columns`` must end with
+    ``batch_id, loaded_at`` and the rows carry the other columns.
+    """
+    batch_id = str(uuid.uuid4())
+    loaded_at = datetime.now(UTC)
+    result = LoadResult(batch_id=batch_id, source=source)
+    started = time.monotonic()
+    rejected: list[Rejected] = []
+
+    def valid_rows() -> Iterable[Sequence[Any]]:
+        for record in records:
+            result.rows_read += 1
+            if isinstance(record, Rejected):
+                rejected.append(record)
+                continue
+            yield (*record, batch_id, loaded_at)
+
+    with connect(config, autocommit=True) as control:
+        ensure_landing_zone(control)
+        control.execute(
+            f"insert into {OPS}.load_batches (batch_id, source, run_id, started_at, status) "
+            "values (%s, %s, %s, %s, 'running')",
+            (batch_id, source, run_id, loaded_at),
+        )
+        try:
+            with connect(config) as conn, conn.transaction():
+                _copy(conn, "staging_rows", table.target, table.columns, valid_rows(), source)
+                merged = conn.execute(
+                    sql.SQL(table.merge).format(
+                        target=table.target, staging=sql.Identifier("staging_rows")
+                    )
+                )
+                result.rows_inserted = merged.rowcount
+                result.rows_quarantined = len(rejected)
+                result.quarantine_reasons = Counter(r.reason for r in rejected)
+                if rejected:
+                    _quarantine(conn, table.schema, source, rejected, batch_id, loaded_at)
+                result.seconds = time.monotonic() - started
+                conn.execute(
+                    f"update {OPS}.load_batches set status = 'committed', finished_at = now(), "
+                    "rows_read = %s, rows_inserted = %s, rows_duplicate = %s, "
+                    "rows_quarantined = %s where batch_id = %s",
+                    (
+                        result.rows_read,
+                        result.rows_inserted,
+                        result.rows_duplicate,
+                        result.rows_quarantined,
+                        batch_id,
+                    ),
+                )
+        except BaseException as exc:
+            control.execute(
+                f"update {OPS}.load_batches set status = 'failed', finished_at = now(), error = %s "
+                "where batch_id = %s",
+                (f"{type(exc).__name__}: {exc}"[:2000], batch_id),
+            )
+            raise
+    log.info("%s", result.summary())
+    return result
+
+
+def _quarantine(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    source: str,
+    rejected: Sequence[Rejected],
+    batch_id: str,
+    loaded_at: datetime,
+) -> None:
+    target = sql.SQL("{}.quarantine").format(sql.Identifier(schema))
+    columns = (
+        "source", "reason", "detail", "raw_payload", "payload_hash",
+        "source_file", "source_line", "batch_id", "loaded_at",
+    )  # fmt: skip
+    rows = (
+        (
+            source,
+            r.reason,
+            r.detail,
+            r.raw_payload.replace("\x00", "\\u0000"),
+            payload_hash(r.raw_payload),
+            r.source_file,
+            r.source_line,
+            batch_id,
+            loaded_at,
+        )
+        for r in rejected
+    )
+    _copy(conn, "staging_quarantine", target, columns, rows, f"{source} quarantine")
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    conn.execute(
+        sql.SQL(
+            "insert into {target} ({cols}) select {cols} from staging_quarantine "
+            "on conflict (source, source_file, source_line, payload_hash) do nothing"
+        ).format(target=target, cols=cols)
+    )
+    for reason, count in sorted(Counter(r.reason for r in rejected).items()):
+        log.warning(
+            "%s: %d record(s) quarantined in %s.quarantine, reason %s",
+            source,
+            count,
+            schema,
+            reason,
+        )

@@ -1,0 +1,93 @@
+"""The raw tables and how a batch merges into each.
+
+- ``raw_crm.contacts`` keeps one row per *distinct version* of a contact: a version is inserted
+  only when its properties (ignoring the volatile last-modified stamp) differ from the latest one
+  stored. Re-extracting an unchanged portal adds nothing; a changed contact adds a version, which
+  is what point-in-time scoring reads.
+- ``raw_crm.email_events`` and ``raw_analytics.web_events`` are keyed on the source's own event id
+  (``id`` / Segment ``messageId``): a replayed event is a duplicate, never a second row.
+"""
+
+from __future__ import annotations
+
+from lead_scoring.load.batch import RawTable
+from lead_scoring.warehouse import RAW_ANALYTICS, RAW_CRM
+
+CONTACTS = RawTable(
+    RAW_CRM,
+    "contacts",
+    (
+        "contact_id",
+        "updated_at",
+        "properties",
+        "properties_hash",
+        "archived",
+        "raw",
+        "batch_id",
+        "loaded_at",
+    ),
+    """
+    insert into {target}
+        (contact_id, updated_at, properties, properties_hash, archived, raw, batch_id, loaded_at)
+    select s.contact_id, s.updated_at, s.properties, s.properties_hash, s.archived, s.raw,
+           s.batch_id, s.loaded_at
+    from (
+        select distinct on (contact_id) *
+        from {staging}
+        order by contact_id, updated_at desc
+    ) as s
+    left join lateral (
+        select c.properties_hash
+        from {target} as c
+        where c.contact_id = s.contact_id
+        order by c.updated_at desc
+        limit 1
+    ) as latest on true
+    where latest.properties_hash is distinct from s.properties_hash
+    on conflict (contact_id, updated_at) do nothing
+    """,
+)
+
+EMAIL_EVENTS = RawTable(
+    RAW_CRM,
+    "email_events",
+    ("event_id", "event_type", "recipient", "created_at", "raw", "batch_id", "loaded_at"),
+    """
+    insert into {target} (event_id, event_type, recipient, created_at, raw, batch_id, loaded_at)
+    select distinct on (event_id)
+        event_id, event_type, recipient, created_at, raw, batch_id, loaded_at
+    from {staging}
+    order by event_id
+    on conflict (event_id) do nothing
+    """,
+)
+
+WEB_EVENTS = RawTable(
+    RAW_ANALYTICS,
+    "web_events",
+    (
+        "message_id",
+        "event_type",
+        "event_name",
+        "anonymous_id",
+        "user_id",
+        "event_timestamp",
+        "raw",
+        "source_file",
+        "source_line",
+        "batch_id",
+        "loaded_at",
+    ),
+    """
+    insert into {target} (
+        message_id, event_type, event_name, anonymous_id, user_id, event_timestamp,
+        raw, source_file, source_line, batch_id, loaded_at
+    )
+    select distinct on (message_id)
+        message_id, event_type, event_name, anonymous_id, user_id, event_timestamp,
+        raw, source_file, source_line, batch_id, loaded_at
+    from {staging}
+    order by message_id, source_file, source_line
+    on conflict (message_id) do nothing
+    """,
+)

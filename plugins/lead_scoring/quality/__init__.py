@@ -1,0 +1,1 @@
+"""Quality gates: Great Expectations checkpoints from the ``expectations/`` file context."""

@@ -1,0 +1,341 @@
+"""``lead-scoring demo``: the whole job once, on the embedded default, then what it produced.
+
+Starts the embedded PostgreSQL and the CRM sandbox (its portal kept in ``.local/sandbox``),
+writes the synthetic dataset (the same one on every run: the seed, size and end date are kept in
+the dataset's manifest), runs the ``lead_scoring`` DAG with ``airflow dags test``, and prints the
+top leads, what the run changed and where the outputs are. Whatever happens, the servers it
+started are stopped before it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from lead_scoring.config import CrmConfig, WarehouseConfig, gx_context_dir, local_dir
+from lead_scoring.runtime.dbt_tools import parse_project
+from lead_scoring.runtime.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from lead_scoring.runtime.environment import child_environment, job_environment
+from lead_scoring.sandbox.admin import SandboxAdmin, write_requests
+from lead_scoring.sandbox.server import Sandbox
+from lead_scoring.synth import SynthConfig, write_dataset
+from lead_scoring.warehouse import MARTS, OPS, RAW_ANALYTICS, RAW_CRM, connect
+
+DAG_ID = "lead_scoring"
+
+
+class DemoError(RuntimeError):
+    """A setup step failed; the message is one line with the cause and the fix."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    contacts: int = 1000
+    seed: int = 42
+    port: int = 8765
+    as_of: date | None = None
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def step(number: int, total: int, label: str, detail: str) -> None:
+    say(f"  {number}/{total} {label:<20} {detail}")
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise DemoError(
+                f"port {port} on {host} is already in use (another sandbox or program?): "
+                f"stop it, or run `lead-scoring demo --port {port + 1}`"
+            ) from None
+
+
+def dataset_end(dataset_dir: Path, options: DemoOptions) -> date:
+    """The dataset's end date: kept from an earlier run with the same seed and size, so a second
+    demo scores exactly the same data; otherwise the given as-of date or today."""
+    manifest = dataset_dir / "manifest.json"
+    if manifest.exists():
+        config = json.loads(manifest.read_text()).get("config", {})
+        if config.get("seed") == options.seed and config.get("contacts") == options.contacts:
+            return date.fromisoformat(config["end"])
+    return options.as_of or datetime.now(UTC).date()
+
+
+def scores_snapshot(
+    warehouse: WarehouseConfig, as_of: date
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """The scores already in the warehouse for this date (empty before the first run)."""
+    with connect(warehouse) as conn:
+        exists = conn.execute("select to_regclass(%s)", (f"{MARTS}.fct_lead_scores",)).fetchone()
+        if not exists or exists[0] is None:
+            return {}
+        rows = conn.execute(
+            f"select lead_id, scoring_model_id, total_score, band from {MARTS}.fct_lead_scores "
+            "where as_of_date = %s",
+            (as_of,),
+        ).fetchall()
+    return {(str(r[0]), str(r[1])): (int(r[2]), str(r[3])) for r in rows}
+
+
+def run_dag(env: dict[str, str], as_of: date, log_path: Path) -> tuple[int, list[str]]:
+    """``airflow dags test`` in a subprocess: output to ``log_path``, task progress on screen."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    migrate = subprocess.run(
+        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, check=False
+    )
+    if migrate.returncode != 0:
+        raise DemoError(f"airflow db migrate failed: {migrate.stderr.strip().splitlines()[-1:]}")
+    started = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
+    order: list[str] = []
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [airflow, "dags", "test", DAG_ID, as_of.isoformat()],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            log_file.write(line)
+            match = started.search(line)
+            if match:
+                order.append(match.group(1))
+                say(f"        running {match.group(1)}")
+        return process.wait(), order
+
+
+def task_states(airflow_db: Path) -> dict[str, str]:
+    """Task states of the latest run of the DAG, from Airflow's SQLite metadata."""
+    with sqlite3.connect(airflow_db) as db:
+        row = db.execute(
+            "select run_id from dag_run where dag_id = ? order by id desc limit 1", (DAG_ID,)
+        ).fetchone()
+        if row is None:
+            return {}
+        return dict(
+            db.execute(
+                "select task_id, coalesce(state, 'none') from task_instance "
+                "where dag_id = ? and run_id = ?",
+                (DAG_ID, row[0]),
+            ).fetchall()
+        )
+
+
+def report(
+    warehouse: WarehouseConfig,
+    as_of: date,
+    before: dict[tuple[str, str], tuple[int, str]],
+    started_at: datetime,
+    sandbox_writes: tuple[int, int],
+) -> None:
+    with connect(warehouse) as conn:
+        top = conn.execute(
+            f"""
+            select lead_id, email, total_score, band, coalesce(top_reason, '-')
+            from {MARTS}.fct_lead_scores where as_of_date = %s
+            order by total_score desc, behavioral_score desc, lead_id limit 10
+            """,
+            (as_of,),
+        ).fetchall()
+        bands: dict[str, int] = dict(
+            conn.execute(
+                f"select band, count(*) from {MARTS}.fct_lead_scores "
+                "where as_of_date = %s group by band",
+                (as_of,),
+            ).fetchall()
+        )
+        after = scores_snapshot(warehouse, as_of)
+        raw = {
+            "contacts": conn.execute(f"select count(*) from {RAW_CRM}.contacts").fetchone(),
+            "email events": conn.execute(f"select count(*) from {RAW_CRM}.email_events").fetchone(),
+            "web events": conn.execute(
+                f"select count(*) from {RAW_ANALYTICS}.web_events"
+            ).fetchone(),
+        }
+        loads = conn.execute(
+            f"""
+            select source, sum(rows_inserted), sum(rows_quarantined)
+            from {OPS}.load_batches where started_at >= %s and status = 'committed' group by source
+            """,
+            (started_at,),
+        ).fetchall()
+        sync = conn.execute(
+            f"""
+            select scores_considered, changed, sent, accepted, not_found, failed, requests
+            from {OPS}.crm_sync_runs where started_at >= %s order by started_at desc limit 1
+            """,
+            (started_at,),
+        ).fetchone()
+    models = {model for _, model in after}
+    say()
+    say(f"Top 10 leads (as of {as_of})")
+    say(f"  {'lead':>6}  {'email':<44} {'score':>5}  {'band':<5} top reason")
+    for lead_id, email, score, band, reason in top:
+        say(f"  {lead_id!s:>6}  {str(email or '-')[:44]:<44} {score!s:>5}  {band!s:<5} {reason}")
+    say()
+    say("This run")
+    new_rows = {str(src): (int(ins or 0), int(q or 0)) for src, ins, q in loads}
+    labels = {
+        "contacts": "hubspot.contacts",
+        "email events": "hubspot.email_events",
+        "web events": "segment.web_events",
+    }
+    parts = []
+    for label, count in raw.items():
+        inserted, quarantined = new_rows.get(labels[label], (0, 0))
+        total_rows = int(count[0]) if count else 0
+        parts.append(f"{label} {total_rows:,} (+{inserted:,} new, {quarantined} quarantined)")
+    say("  raw rows    " + "; ".join(parts))
+    band_text = ", ".join(f"{bands.get(b, 0):,} {b}" for b in ("hot", "warm", "cold"))
+    leads = len(after) // max(1, len(models))
+    say(
+        f"  scores      {len(after):,} rows = {leads:,} leads x {len(models)} model(s): {band_text}"
+    )
+    if before:
+        same = sum(1 for key, value in after.items() if before.get(key) == value)
+        say(f"              same as the previous run for this date: {same:,} of {len(after):,}")
+    if sync:
+        considered, changed, sent, accepted, not_found, failed, requests = sync
+        say(
+            f"  CRM sync    {changed:,} of {considered:,} scores changed -> "
+            f"{sent:,} contacts sent, "
+            f"{accepted:,} accepted, {not_found} not found, {failed} failed, {requests} API calls"
+        )
+    calls, records = sandbox_writes
+    say(
+        f"              the sandbox saw {calls} batch-update call(s) writing {records:,} contact(s)"
+    )
+    if before and calls == 0:
+        say("              zero CRM writes: no lead's score changed since the last run")
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Run the demo; returns the process exit code (non-zero if any task failed)."""
+    local = local_dir()
+    demo_dir = local / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    dataset_dir = demo_dir / "dataset"
+    airflow_home = local / "airflow"
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    log_path = demo_dir / "last_run.log"
+    total = 6
+    say("Lead scoring demo (embedded PostgreSQL + CRM sandbox + Airflow `dags test`)")
+    begun = time.monotonic()
+
+    with ExitStack() as stack:
+        check_port_free("127.0.0.1", options.port)
+        server = EmbeddedPostgres(local / "pgdata")
+        try:
+            warehouse = server.start()
+        except EmbeddedPostgresError as exc:
+            raise DemoError(str(exc)) from None
+        stack.callback(server.stop)
+        step(1, total, "warehouse", f"embedded PostgreSQL, data in {server.data_dir} (socket)")
+
+        # A fresh token per run: the portal persists, the credential never does.
+        token = secrets.token_urlsafe(24)
+        (local / "sandbox").mkdir(parents=True, exist_ok=True)
+        sandbox = Sandbox(port=options.port, token=token, db_path=local / "sandbox" / "portal.db")
+        sandbox.start()
+        stack.callback(sandbox.stop)
+        with SandboxAdmin(sandbox.url, token) as admin:
+            if not admin.ping():
+                raise DemoError(f"the CRM sandbox did not answer on {sandbox.url}")
+            step(2, total, "CRM sandbox", f"{sandbox.url} (portal {sandbox.portal.path})")
+
+            end = dataset_end(dataset_dir, options)
+            config = SynthConfig(contacts=options.contacts, seed=options.seed, end=end)
+
+            interactive = sys.stdout.isatty()
+
+            def progress(done: int, of: int) -> None:
+                if interactive:
+                    print(
+                        f"\r  3/{total} {'synthetic data':<20} {done:,}/{of:,} contacts",
+                        end="",
+                        flush=True,
+                    )
+
+            summary = write_dataset(
+                config, crm_url=sandbox.url, token=token, out_dir=dataset_dir, progress=progress
+            )
+            if interactive:
+                print("\r", end="")
+            step(
+                3,
+                total,
+                "synthetic data",
+                f"{summary.contacts:,} contacts ({summary.contacts_created:,} new in the portal), "
+                f"{summary.web_events:,} web events, {summary.email_events:,} email events "
+                f"(seed {options.seed}, up to {end})",
+            )
+            as_of = options.as_of or end
+
+            parse_project()
+            step(4, total, "dbt manifest", "parsed dbt_project (Cosmos renders the DAG from it)")
+
+            env = child_environment(
+                job_environment(
+                    airflow_home,
+                    warehouse=warehouse,
+                    crm=CrmConfig(base_url=sandbox.url, token=token),
+                    events_path=Path(summary.events_dir),
+                )
+            )
+            step(5, total, "Airflow", f"SQLite metadata in {airflow_home}")
+            before = scores_snapshot(warehouse, as_of)
+            writes_before = write_requests(admin.stats())
+            started_at = datetime.now(UTC)
+            step(
+                6,
+                total,
+                "DAG lead_scoring",
+                f"airflow dags test {DAG_ID} {as_of} (log: {log_path})",
+            )
+            code, _ = run_dag(env, as_of, log_path)
+            states = task_states(airflow_home / "airflow.db")
+            failed = sorted(t for t, s in states.items() if s not in ("success", "skipped"))
+            elapsed = time.monotonic() - begun
+            if code != 0 or failed or not states:
+                say()
+                names = ", ".join(failed) or "unknown"
+                say(f"FAILED after {elapsed:.0f}s: task(s) not successful: {names}")
+                say(f"  see {log_path} and the task logs in {airflow_home / 'logs'}")
+                return 1
+            say(f"  all {len(states)} tasks succeeded in {elapsed:.0f}s")
+            writes_after = write_requests(admin.stats())
+            report(
+                warehouse,
+                as_of,
+                before,
+                started_at,
+                (writes_after[0] - writes_before[0], writes_after[1] - writes_before[1]),
+            )
+    docs = gx_context_dir() / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    say()
+    say("Outputs")
+    say(
+        f"  scores      table {MARTS}.fct_lead_scores in the embedded warehouse ({server.data_dir})"
+    )
+    say("  rules       dbt_project/seeds/*.csv (ruleset version stamped on every score row)")
+    say(f"  data docs   file://{docs}")
+    say(f"  task logs   {airflow_home / 'logs'}")
+    say(f"  run log     {log_path}")
+    say(f"  dataset     {dataset_dir} (truth.csv holds each contact's hidden propensity)")
+    return 0

@@ -1,0 +1,133 @@
+"""The embedded PostgreSQL warehouse, from the ``pgserver`` wheel (no server to install).
+
+pgserver starts PostgreSQL listening only on a Unix socket inside its data folder. Run as root,
+it runs the server as a ``pgserver`` system user it creates, and opens the parent folders of the
+data folder for reading so that user can reach it: keep the data folder inside the repository
+(``.local/pgdata``, git-ignored), never in a shared place.
+
+The job connects as a ``lead_scoring`` role to a ``warehouse`` database, like it would in
+production. The embedded server trusts local socket connections, so the role's password (random
+per data folder, kept beside it with mode 600) only exists because Airflow's and Cosmos's
+Postgres connections require one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lead_scoring.config import WarehouseConfig
+
+log = logging.getLogger(__name__)
+
+ROLE = "lead_scoring"
+DATABASE = "warehouse"
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded server could not start; the message says why and what to do."""
+
+
+class EmbeddedPostgres:
+    """Start (or reuse) the server for a data folder, and stop it again."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self._server: Any = None
+        self._postmaster_pid: int | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "log"
+
+    def start(self) -> WarehouseConfig:
+        """Start the server and return how to reach the ``warehouse`` database."""
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        runtime = self.data_dir.parent / "run"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))  # pgserver keeps its lock file there
+        try:
+            import pgserver
+
+            self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
+            info = self._server.get_postmaster_info()
+        except Exception as exc:
+            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise EmbeddedPostgresError(
+                f"embedded PostgreSQL could not start in {self.data_dir}: {detail}. "
+                f"See {self.log_file}; to start from an empty warehouse, run `make clean-local`."
+            ) from None
+        self._postmaster_pid = info.pid
+        socket_dir = str(info.socket_dir)
+        password = self._password()
+        self._ensure_role_and_database(socket_dir, password)
+        return WarehouseConfig(host=socket_dir, dbname=DATABASE, user=ROLE, password=password)
+
+    def _password(self) -> str:
+        secret_file = self.data_dir.parent / "warehouse.password"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_urlsafe(24) + "\n")
+            secret_file.chmod(0o600)
+        return secret_file.read_text().strip()
+
+    def _ensure_role_and_database(self, socket_dir: str, password: str) -> None:
+        with psycopg.connect(
+            host=socket_dir, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            if (
+                conn.execute("select 1 from pg_roles where rolname = %s", (ROLE,)).fetchone()
+                is None
+            ):
+                conn.execute(sql.SQL("create role {} login").format(sql.Identifier(ROLE)))
+            conn.execute(
+                sql.SQL("alter role {} with login password {}").format(
+                    sql.Identifier(ROLE), sql.Literal(password)
+                )
+            )
+            if (
+                conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
+                is None
+            ):
+                conn.execute(
+                    sql.SQL("create database {} owner {}").format(
+                        sql.Identifier(DATABASE), sql.Identifier(ROLE)
+                    )
+                )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Fast shutdown (SIGINT to the postmaster), waiting until the process is gone."""
+        pid = self._postmaster_pid
+        if pid is None:
+            return
+        self._postmaster_pid = None
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        log.warning(
+            "embedded PostgreSQL (pid %d) did not stop in %.0fs; sending SIGQUIT", pid, timeout
+        )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGQUIT)
+
+    def __enter__(self) -> WarehouseConfig:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

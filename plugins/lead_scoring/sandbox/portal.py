@@ -1,0 +1,474 @@
+"""The sandbox's portal: contacts, property definitions and email events in SQLite.
+
+A file-backed portal survives restarts, so a second ``make demo`` talks to the same CRM the first
+one wrote to. All access goes through one connection under a lock: the HTTP server is threaded,
+and SQLite serialises writers anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lead_scoring.crm.schema import LIFECYCLE_STAGES
+
+# HubSpot-defined contact properties the sandbox knows from the start: (name, type, fieldType).
+_STANDARD: list[tuple[str, str, str]] = [
+    ("email", "string", "text"),
+    ("firstname", "string", "text"),
+    ("lastname", "string", "text"),
+    ("company", "string", "text"),
+    ("jobtitle", "string", "text"),
+    ("industry", "string", "text"),
+    ("numemployees", "enumeration", "select"),
+    ("country", "string", "text"),
+    ("city", "string", "text"),
+    ("phone", "string", "text"),
+    ("website", "string", "text"),
+    ("hs_analytics_source", "enumeration", "select"),
+    ("lifecyclestage", "enumeration", "radio"),
+    ("createdate", "datetime", "date"),
+    ("lastmodifieddate", "datetime", "date"),
+    ("hs_object_id", "number", "number"),
+] + [(f"hs_lifecyclestage_{stage}_date", "datetime", "date") for stage in LIFECYCLE_STAGES]
+
+READ_ONLY = frozenset({"hs_object_id", "createdate", "lastmodifieddate"})
+DEFAULT_LIST_PROPERTIES = (
+    "createdate",
+    "email",
+    "firstname",
+    "hs_object_id",
+    "lastmodifieddate",
+    "lastname",
+)
+
+
+class PortalError(Exception):
+    """A request the portal refuses as a whole; the server turns it into an error body."""
+
+    def __init__(self, status: int, category: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.category = category
+        self.message = message
+
+
+def now_iso() -> str:
+    return iso(datetime.now(UTC))
+
+
+def iso(moment: datetime) -> str:
+    """HubSpot's timestamp form: ISO-8601 UTC with milliseconds and a Z."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def _stringify(value: Any) -> str:
+    """Property values are always strings on the wire."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class Portal:
+    """One HubSpot portal's worth of state."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        if self.path != ":memory:":
+            self._db.execute("pragma journal_mode=wal")
+        self._db.executescript(
+            """
+            create table if not exists contacts (
+                id integer primary key autoincrement,
+                email text unique,
+                properties text not null,
+                created_at text not null,
+                updated_at text not null,
+                archived integer not null default 0
+            );
+            create table if not exists properties (
+                name text primary key,
+                definition text not null
+            );
+            create table if not exists email_events (
+                id text primary key,
+                created integer not null,
+                body text not null
+            );
+            create index if not exists email_events_created on email_events (created, id);
+            create table if not exists request_log (
+                id integer primary key autoincrement,
+                at text not null,
+                method text not null,
+                route text not null,
+                status integer not null,
+                records integer not null default 0
+            );
+            """
+        )
+        with self._lock:
+            for name, type_, field_type in _STANDARD:
+                self._db.execute(
+                    "insert or ignore into properties (name, definition) values (?, ?)",
+                    (name, json.dumps(self._definition(name, type_, field_type, hubspot=True))),
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @staticmethod
+    def _definition(
+        name: str,
+        type_: str,
+        field_type: str,
+        *,
+        hubspot: bool,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        stamp = now_iso()
+        doc: dict[str, Any] = {
+            "name": name,
+            "label": name.replace("_", " ").title(),
+            "type": type_,
+            "fieldType": field_type,
+            "groupName": "contactinformation",
+            "description": "",
+            "displayOrder": -1,
+            "hasUniqueValue": False,
+            "hidden": False,
+            "formField": False,
+            "options": [],
+            "calculated": False,
+            "externalOptions": False,
+            "hubspotDefined": hubspot,
+            "archived": False,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "modificationMetadata": {
+                "archivable": not hubspot,
+                "readOnlyDefinition": hubspot,
+                "readOnlyValue": name in READ_ONLY,
+            },
+        }
+        if name == "lifecyclestage":
+            doc["options"] = [
+                {"label": s, "value": s, "hidden": False, "displayOrder": i}
+                for i, s in enumerate(LIFECYCLE_STAGES)
+            ]
+        doc.update(extra or {})
+        return doc
+
+    # ------------------------------------------------------------------ records
+    @staticmethod
+    def _record(row: sqlite3.Row, properties: Sequence[str] | None) -> dict[str, Any]:
+        stored: dict[str, str] = json.loads(row["properties"])
+        stored["hs_object_id"] = str(row["id"])
+        stored["createdate"] = row["created_at"]
+        stored["lastmodifieddate"] = row["updated_at"]
+        names = properties if properties else DEFAULT_LIST_PROPERTIES
+        return {
+            "id": str(row["id"]),
+            "properties": {name: stored.get(name) for name in names},
+            "createdAt": row["created_at"],
+            "updatedAt": row["updated_at"],
+            "archived": bool(row["archived"]),
+        }
+
+    def list_contacts(
+        self, *, after_id: int, limit: int, properties: Sequence[str] | None, archived: bool
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """A page of contacts with id > ``after_id``, and the id to continue after (or None)."""
+        with self._lock:
+            rows = self._db.execute(
+                "select * from contacts where id > ? and archived = ? order by id limit ?",
+                (after_id, int(archived), limit + 1),
+            ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_after = rows[-1]["id"] if more and rows else None
+        return [self._record(r, properties) for r in rows], next_after
+
+    def update_contacts(
+        self, inputs: Sequence[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Apply a batch update. Returns the updated records and the ids that were not found.
+
+        The whole batch is refused (400) if a property is unknown, read-only or badly typed,
+        as HubSpot does; missing records only fail themselves (207).
+        """
+        with self._lock:
+            definitions = self._definitions()
+            keys: list[tuple[str, str]] = []
+            for item in inputs:
+                if not isinstance(item, dict) or "id" not in item:
+                    raise PortalError(400, "VALIDATION_ERROR", "every input needs an id")
+                id_property = item.get("idProperty") or "hs_object_id"
+                if id_property not in ("hs_object_id", "email"):
+                    raise PortalError(
+                        400, "VALIDATION_ERROR", f"idProperty {id_property} is not unique"
+                    )
+                keys.append((id_property, str(item["id"])))
+                props = item.get("properties")
+                if not isinstance(props, dict):
+                    raise PortalError(400, "VALIDATION_ERROR", "every input needs properties")
+                for name, value in props.items():
+                    self._check_value(definitions, name, value)
+            if len(set(keys)) != len(keys):
+                raise PortalError(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
+
+            stamp = now_iso()
+            updated: list[dict[str, Any]] = []
+            missing: list[str] = []
+            self._db.execute("begin")
+            try:
+                for (id_property, key), item in zip(keys, inputs, strict=True):
+                    row = self._find(id_property, key)
+                    if row is None:
+                        missing.append(key)
+                        continue
+                    props = json.loads(row["properties"])
+                    props.update({k: _stringify(v) for k, v in item["properties"].items()})
+                    props = {k: v for k, v in props.items() if v != ""}  # "" clears a value
+                    email = (props.get("email") or "").lower() or None
+                    try:
+                        self._db.execute(
+                            "update contacts set email = ?, properties = ?, updated_at = ? "
+                            "where id = ?",
+                            (email, json.dumps(props, sort_keys=True), stamp, row["id"]),
+                        )
+                    except sqlite3.IntegrityError:
+                        raise PortalError(
+                            409, "CONFLICT", f"Contact already exists. Existing email: {email}"
+                        ) from None
+                    fresh = self._db.execute(
+                        "select * from contacts where id = ?", (row["id"],)
+                    ).fetchone()
+                    updated.append(self._record(fresh, list(item["properties"])))
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+        return updated, missing
+
+    def _find(self, id_property: str, key: str) -> sqlite3.Row | None:
+        if id_property == "email":
+            row = self._db.execute(
+                "select * from contacts where email = ?", (key.lower(),)
+            ).fetchone()
+        elif key.isdigit():
+            row = self._db.execute("select * from contacts where id = ?", (int(key),)).fetchone()
+        else:
+            row = None
+        return row if row is not None and not row["archived"] else None
+
+    def _definitions(self) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute("select name, definition from properties").fetchall()
+        return {r["name"]: json.loads(r["definition"]) for r in rows}
+
+    @staticmethod
+    def _check_value(definitions: dict[str, dict[str, Any]], name: str, value: Any) -> None:
+        definition = definitions.get(name)
+        if definition is None:
+            raise PortalError(400, "VALIDATION_ERROR", f'Property "{name}" does not exist')
+        if name in READ_ONLY:
+            raise PortalError(400, "VALIDATION_ERROR", f'Property "{name}" is read-only')
+        if value is None or value == "":
+            return
+        if definition["type"] == "number":
+            try:
+                float(str(value))
+            except ValueError:
+                raise PortalError(
+                    400,
+                    "VALIDATION_ERROR",
+                    f'"{value}" is not a valid number for property "{name}"',
+                ) from None
+        options = [o["value"] for o in definition.get("options", [])]
+        if definition["type"] == "enumeration" and options and _stringify(value) not in options:
+            raise PortalError(
+                400, "VALIDATION_ERROR", f'"{value}" is not a valid option for property "{name}"'
+            )
+
+    def get_contacts(
+        self, ids: Iterable[str], properties: Sequence[str] | None
+    ) -> dict[str, dict[str, Any]]:
+        """Records by id (for tests and the sandbox's own checks)."""
+        out: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for key in ids:
+                row = self._find("hs_object_id", str(key))
+                if row is not None:
+                    out[str(key)] = self._record(row, properties)
+        return out
+
+    def seed_contacts(self, contacts: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Load contacts as the portal's history (sandbox admin, not a HubSpot endpoint).
+
+        Keyed on email, so seeding the same dataset twice changes nothing; explicit
+        ``createdAt``/``updatedAt`` let synthetic data carry realistic timestamps.
+        """
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        with self._lock:
+            self._db.execute("begin")
+            try:
+                for contact in contacts:
+                    props = {
+                        k: _stringify(v)
+                        for k, v in contact["properties"].items()
+                        if v not in (None, "")
+                    }
+                    email = props.get("email", "").lower() or None
+                    created = str(contact.get("createdAt") or now_iso())
+                    updated = str(contact.get("updatedAt") or created)
+                    row = (
+                        self._db.execute(
+                            "select * from contacts where email = ?", (email,)
+                        ).fetchone()
+                        if email
+                        else None
+                    )
+                    if row is None:
+                        self._db.execute(
+                            "insert into contacts (email, properties, created_at, updated_at) "
+                            "values (?, ?, ?, ?)",
+                            (email, json.dumps(props, sort_keys=True), created, updated),
+                        )
+                        counts["created"] += 1
+                        continue
+                    current = json.loads(row["properties"])
+                    merged = {**current, **props}
+                    if merged == current:
+                        counts["unchanged"] += 1
+                        continue
+                    self._db.execute(
+                        "update contacts set properties = ?, updated_at = ? where id = ?",
+                        (
+                            json.dumps(merged, sort_keys=True),
+                            max(updated, row["updated_at"]),
+                            row["id"],
+                        ),
+                    )
+                    counts["updated"] += 1
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+        return counts
+
+    # ------------------------------------------------------------------ properties
+    def get_property(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "select definition from properties where name = ?", (name,)
+            ).fetchone()
+        return None if row is None else dict(json.loads(row["definition"]))
+
+    def list_properties(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._definitions().values())
+
+    def create_property(self, body: dict[str, Any]) -> dict[str, Any]:
+        required = ("name", "label", "type", "fieldType", "groupName")
+        missing = [k for k in required if not body.get(k)]
+        if missing:
+            raise PortalError(
+                400, "VALIDATION_ERROR", f"missing required fields: {', '.join(missing)}"
+            )
+        types = {"string", "number", "date", "datetime", "enumeration", "bool"}
+        field_types = {
+            "textarea", "text", "date", "file", "number", "select", "radio", "checkbox",
+            "booleancheckbox", "calculation_equation",
+        }  # fmt: skip
+        if body["type"] not in types:
+            raise PortalError(400, "VALIDATION_ERROR", f"type must be one of {sorted(types)}")
+        if body["fieldType"] not in field_types:
+            raise PortalError(
+                400, "VALIDATION_ERROR", f"fieldType must be one of {sorted(field_types)}"
+            )
+        name = str(body["name"])
+        extra = {k: v for k, v in body.items() if k not in ("type", "fieldType", "name")}
+        definition = self._definition(
+            name, body["type"], body["fieldType"], hubspot=False, extra=extra
+        )
+        with self._lock:
+            try:
+                self._db.execute(
+                    "insert into properties (name, definition) values (?, ?)",
+                    (name, json.dumps(definition)),
+                )
+            except sqlite3.IntegrityError:
+                raise PortalError(
+                    409, "CONFLICT", f"A property named '{name}' already exists."
+                ) from None
+        return definition
+
+    # ------------------------------------------------------------------ email events
+    def add_email_events(self, events: Sequence[dict[str, Any]]) -> int:
+        """Store events (sandbox admin); keyed on event id, so re-adding is a no-op."""
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("begin")
+            self._db.executemany(
+                "insert or ignore into email_events (id, created, body) values (?, ?, ?)",
+                [(str(e["id"]), int(e["created"]), json.dumps(e)) for e in events],
+            )
+            self._db.execute("commit")
+            return self._db.total_changes - before
+
+    def email_events(
+        self, *, start_ms: int, end_ms: int, after: tuple[int, str] | None, limit: int
+    ) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+        """Events created in ``[start_ms, end_ms]`` in (created, id) order, after a position."""
+        after_created, after_id = after if after else (start_ms - 1, "")
+        with self._lock:
+            rows = self._db.execute(
+                """
+                select id, created, body from email_events
+                where created between ? and ? and (created > ? or (created = ? and id > ?))
+                order by created, id limit ?
+                """,
+                (start_ms, end_ms, after_created, after_created, after_id, limit + 1),
+            ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        position = (rows[-1]["created"], rows[-1]["id"]) if more and rows else None
+        return [json.loads(r["body"]) for r in rows], position
+
+    # ------------------------------------------------------------------ bookkeeping
+    def log_request(self, method: str, route: str, status: int, records: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "insert into request_log (at, method, route, status, records) "
+                "values (?, ?, ?, ?, ?)",
+                (now_iso(), method, route, status, records),
+            )
+
+    def stats(self) -> dict[str, Any]:
+        """Counts a test or the demo can compare before and after a run."""
+        with self._lock:
+            contacts = self._db.execute("select count(*) from contacts").fetchone()[0]
+            events = self._db.execute("select count(*) from email_events").fetchone()[0]
+            rows = self._db.execute(
+                """
+                select method, route, status, count(*) as calls, sum(records) as records
+                from request_log group by method, route, status order by method, route, status
+                """
+            ).fetchall()
+        return {
+            "contacts": contacts,
+            "email_events": events,
+            "requests": [dict(r) for r in rows],
+        }

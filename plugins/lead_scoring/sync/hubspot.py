@@ -1,0 +1,351 @@
+"""Reverse-ETL: write changed scores back to HubSpot contacts.
+
+Only leads whose payload changed since the CRM last accepted it are sent. The sync ledger
+(``lead_scoring_ops.crm_sync_ledger``) holds, per lead and scoring model, the hash of the payload
+the CRM accepted; it is updated in the same transaction as each batch's outcome is recorded, so
+a crash loses at most the one batch in flight (re-sent once on the next run, harmless because
+the write is idempotent) and never re-sends what was already accepted.
+
+Per-record failures in a 207 answer are handled one by one: a contact HubSpot no longer has
+(deleted or merged, ``OBJECT_NOT_FOUND``) is recorded as ``not_found`` and not retried forever;
+any other failed record is left out of the ledger so the next run tries it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import psycopg
+
+from lead_scoring.config import WarehouseConfig
+from lead_scoring.crm.client import BATCH_MAX, HubSpotClient
+from lead_scoring.warehouse import MARTS, OPS, connect, ensure_landing_zone
+
+log = logging.getLogger(__name__)
+RULES = "lead_scoring_rules"
+BANDS = ("cold", "warm", "hot")
+
+SYNC_DDL = f"""
+create table if not exists {OPS}.crm_sync_ledger (
+    lead_id text not null,
+    scoring_model_id text not null,
+    payload jsonb not null,
+    payload_hash text not null,
+    status text not null check (status in ('accepted', 'not_found')),
+    synced_at timestamptz not null,
+    sync_run_id uuid not null,
+    primary key (lead_id, scoring_model_id)
+);
+
+create table if not exists {OPS}.crm_sync_runs (
+    sync_run_id uuid primary key,
+    dag_run_id text,
+    as_of_date date not null,
+    dry_run boolean not null,
+    status text not null check (status in ('running', 'succeeded', 'failed')),
+    started_at timestamptz not null default now(),
+    finished_at timestamptz,
+    scores_considered integer not null default 0,
+    changed integer not null default 0,
+    sent integer not null default 0,
+    accepted integer not null default 0,
+    not_found integer not null default 0,
+    failed integer not null default 0,
+    requests integer not null default 0,
+    retries integer not null default 0,
+    rate_limited integer not null default 0,
+    duration_seconds numeric(12, 3),
+    error text
+);
+"""
+
+
+def property_definitions(prefix: str) -> list[dict[str, Any]]:
+    """The custom contact properties one scoring model writes to."""
+    return [
+        {
+            "name": f"{prefix}_score",
+            "label": f"Lead score ({prefix})",
+            "type": "number",
+            "fieldType": "number",
+            "groupName": "contactinformation",
+            "description": "Written by the lead-scoring warehouse job; do not edit by hand.",
+        },
+        {
+            "name": f"{prefix}_band",
+            "label": f"Lead band ({prefix})",
+            "type": "enumeration",
+            "fieldType": "select",
+            "groupName": "contactinformation",
+            "description": "cold / warm / hot, written by the lead-scoring warehouse job.",
+            "options": [
+                {"label": band.title(), "value": band, "displayOrder": i, "hidden": False}
+                for i, band in enumerate(BANDS)
+            ],
+        },
+    ]
+
+
+def ensure_properties(client: HubSpotClient, prefixes: list[str]) -> list[str]:
+    """Create missing score properties (get, create on 404, accept 409); returns those created."""
+    created = []
+    for prefix in prefixes:
+        for definition in property_definitions(prefix):
+            if client.get_contact_property(
+                definition["name"]
+            ) is None and client.create_contact_property(definition):
+                created.append(definition["name"])
+    if created:
+        log.info("created CRM properties: %s", ", ".join(created))
+    return created
+
+
+@dataclass(frozen=True)
+class Change:
+    lead_id: str
+    scoring_model_id: str
+    payload: dict[str, str]
+    payload_hash: str
+
+
+@dataclass
+class SyncResult:
+    sync_run_id: str
+    as_of: date
+    dry_run: bool
+    scores_considered: int = 0
+    changed: int = 0
+    sent: int = 0
+    accepted: int = 0
+    not_found: int = 0
+    failed: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    seconds: float = 0.0
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        mode = "dry run: would send" if self.dry_run else "sent"
+        return (
+            f"CRM sync for {self.as_of}: {self.scores_considered} scores, {self.changed} changed, "
+            f"{mode} {self.sent} ({self.accepted} accepted, {self.not_found} not found, "
+            f"{self.failed} failed) in {self.requests} requests ({self.retries} retries, "
+            f"{self.rate_limited} rate-limited) in {self.seconds:.1f}s"
+        )
+
+
+def payload_hash(payload: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _changes(conn: psycopg.Connection[Any], as_of: date) -> Iterator[Change | None]:
+    """Every score of the as-of date: the change to send, or None when the CRM already has it."""
+    query = f"""
+        select
+            scores.lead_id,
+            scores.scoring_model_id,
+            scores.total_score,
+            scores.band,
+            models.crm_property_prefix,
+            ledger.payload_hash,
+            ledger.status
+        from {MARTS}.fct_lead_scores as scores
+        inner join {RULES}.scoring_models as models
+            on scores.scoring_model_id = models.scoring_model_id
+        left join {OPS}.crm_sync_ledger as ledger
+            on scores.lead_id = ledger.lead_id and scores.scoring_model_id = ledger.scoring_model_id
+        where scores.as_of_date = %s
+        order by scores.lead_id, scores.scoring_model_id
+    """
+    with conn.cursor(name="sync_scores") as cursor:
+        cursor.itersize = 5000
+        cursor.execute(query, (as_of,))
+        for lead_id, model_id, score, band, prefix, last_hash, last_status in cursor:
+            payload = {f"{prefix}_score": str(score), f"{prefix}_band": str(band)}
+            digest = payload_hash(payload)
+            if last_status == "not_found" or digest == last_hash:
+                yield None
+            else:
+                yield Change(str(lead_id), str(model_id), payload, digest)
+
+
+def _record(
+    conn: psycopg.Connection[Any], changes: list[Change], status: str, sync_run_id: str
+) -> None:
+    if not changes:
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f"""
+            insert into {OPS}.crm_sync_ledger
+                (lead_id, scoring_model_id, payload, payload_hash, status, synced_at, sync_run_id)
+            values (%s, %s, %s, %s, %s, now(), %s)
+            on conflict (lead_id, scoring_model_id) do update set
+                payload = excluded.payload,
+                payload_hash = excluded.payload_hash,
+                status = excluded.status,
+                synced_at = excluded.synced_at,
+                sync_run_id = excluded.sync_run_id
+            """,
+            [
+                (
+                    c.lead_id,
+                    c.scoring_model_id,
+                    json.dumps(c.payload),
+                    c.payload_hash,
+                    status,
+                    sync_run_id,
+                )
+                for c in changes
+            ],
+        )
+
+
+def sync_scores(
+    warehouse: WarehouseConfig,
+    client: HubSpotClient,
+    as_of: date,
+    *,
+    dag_run_id: str | None = None,
+    dry_run: bool = False,
+) -> SyncResult:
+    """Send the as-of date's changed scores to the CRM, in batches of at most 100 contacts."""
+    result = SyncResult(sync_run_id=str(uuid.uuid4()), as_of=as_of, dry_run=dry_run)
+    started = time.monotonic()
+    requests_before, retries_before = client.stats.requests, client.stats.retries
+    limited_before = client.stats.statuses[429]
+
+    with connect(warehouse, autocommit=True) as control:
+        ensure_landing_zone(control)
+        control.execute(SYNC_DDL)
+        control.execute(
+            f"insert into {OPS}.crm_sync_runs "
+            "(sync_run_id, dag_run_id, as_of_date, dry_run, status) "
+            "values (%s, %s, %s, %s, 'running')",
+            (result.sync_run_id, dag_run_id, as_of, dry_run),
+        )
+        try:
+            with connect(warehouse) as reader, connect(warehouse) as writer:
+                prefixes = [
+                    str(row[0])
+                    for row in reader.execute(
+                        f"select crm_property_prefix from {RULES}.scoring_models"
+                    )
+                ]
+                if not dry_run:
+                    ensure_properties(client, prefixes)
+                pending: dict[str, list[Change]] = {}
+                for change in _changes(reader, as_of):
+                    result.scores_considered += 1
+                    if change is None:
+                        continue
+                    result.changed += 1
+                    pending.setdefault(change.lead_id, []).append(change)
+                    if len(pending) == BATCH_MAX:
+                        _send(writer, client, pending, result)
+                        pending = {}
+                if pending:
+                    _send(writer, client, pending, result)
+        except BaseException as exc:
+            _finish(
+                control,
+                result,
+                started,
+                client,
+                requests_before,
+                retries_before,
+                limited_before,
+                exc,
+            )
+            raise
+        _finish(
+            control, result, started, client, requests_before, retries_before, limited_before, None
+        )
+    log.info("%s", result.summary())
+    return result
+
+
+def _send(
+    conn: psycopg.Connection[Any],
+    client: HubSpotClient,
+    pending: dict[str, list[Change]],
+    result: SyncResult,
+) -> None:
+    """One batch update: record accepted and not-found records in the ledger, in one commit."""
+    inputs = [
+        {"id": lead_id, "properties": {k: v for c in changes for k, v in c.payload.items()}}
+        for lead_id, changes in pending.items()
+    ]
+    result.sent += len(inputs)
+    if result.dry_run:
+        return
+    outcome = client.batch_update_contacts(inputs)
+    failed = outcome.failed_ids()
+    accepted = [c for lead_id, changes in pending.items() if lead_id not in failed for c in changes]
+    missing = [
+        c
+        for lead_id, changes in pending.items()
+        if failed.get(lead_id) == "OBJECT_NOT_FOUND"
+        for c in changes
+    ]
+    with conn.transaction():
+        _record(conn, accepted, "accepted", result.sync_run_id)
+        _record(conn, missing, "not_found", result.sync_run_id)
+    result.accepted += len(inputs) - len(failed)
+    for lead_id, category in failed.items():
+        if category == "OBJECT_NOT_FOUND":
+            result.not_found += 1
+            log.warning("CRM has no contact %s (deleted or merged); recorded, not retried", lead_id)
+        else:
+            result.failed += 1
+            result.failures[lead_id] = category
+            log.warning("CRM refused contact %s (%s); will retry next run", lead_id, category)
+
+
+def _finish(
+    control: psycopg.Connection[Any],
+    result: SyncResult,
+    started: float,
+    client: HubSpotClient,
+    requests_before: int,
+    retries_before: int,
+    limited_before: int,
+    error: BaseException | None,
+) -> None:
+    result.seconds = time.monotonic() - started
+    result.requests = client.stats.requests - requests_before
+    result.retries = client.stats.retries - retries_before
+    result.rate_limited = client.stats.statuses[429] - limited_before
+    control.execute(
+        f"""
+        update {OPS}.crm_sync_runs set
+            status = %s, finished_at = now(), scores_considered = %s, changed = %s, sent = %s,
+            accepted = %s, not_found = %s, failed = %s, requests = %s, retries = %s,
+            rate_limited = %s, duration_seconds = %s, error = %s
+        where sync_run_id = %s
+        """,
+        (
+            "failed" if error else "succeeded",
+            result.scores_considered,
+            result.changed,
+            result.sent,
+            result.accepted,
+            result.not_found,
+            result.failed,
+            result.requests,
+            result.retries,
+            result.rate_limited,
+            round(result.seconds, 3),
+            f"{type(error).__name__}: {error}"[:2000] if error else None,
+            result.sync_run_id,
+        ),
+    )
