@@ -13,6 +13,7 @@ Postgres connections require one.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -105,6 +106,12 @@ class EmbeddedPostgres:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT to the postmaster), waiting until the process is gone."""
+        if self._server is not None:
+            # Release pgserver's handle now rather than in its atexit hook, which would log
+            # after the interpreter (or pytest) has closed the log streams.
+            self._server.cleanup()
+            atexit.unregister(self._server._cleanup)
+            self._server = None
         pid = self._postmaster_pid
         if pid is None:
             return

@@ -416,11 +416,14 @@ class Sandbox:
         token: str = "sandbox-token",  # noqa: S107 - a local stand-in, not a credential
         db_path: str | Path = ":memory:",
         rate_limit: int = 190,
+        rate_interval_ms: int = 10_000,
         daily_limit: int = 1_000_000,
     ) -> None:
         self.portal = Portal(db_path)
         self.token = token
-        self.limiter = RateLimiter(per_interval=rate_limit, daily=daily_limit)
+        self.limiter = RateLimiter(
+            per_interval=rate_limit, interval_ms=rate_interval_ms, daily=daily_limit
+        )
         self.httpd = SandboxHTTPServer((host, port), self.portal, token, self.limiter)
         self._thread: threading.Thread | None = None
 

@@ -1,0 +1,144 @@
+"""The whole lead_scoring DAG through dag.test(): real Airflow, dbt (via Cosmos), GX, PostgreSQL
+and HTTP to the sandbox. What a user would notice: scores in the warehouse, the same values on
+the CRM contacts, no CRM writes when nothing changed, and no CRM writes when the gate fails."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from lead_scoring.config import CrmConfig, WarehouseConfig, gx_context_dir
+from lead_scoring.runtime.demo import task_states
+from lead_scoring.sandbox import Sandbox
+from lead_scoring.sandbox.admin import SandboxAdmin, write_requests
+from lead_scoring.synth import SynthConfig, write_dataset
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+END = date(2026, 6, 1)
+CONTACTS = 300
+
+
+@pytest.fixture
+def dag_env(
+    warehouse: WarehouseConfig,
+    sandbox: Sandbox,
+    airflow_db: Path,
+    dbt_manifest: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, Any]:
+    summary = write_dataset(
+        SynthConfig(contacts=CONTACTS, seed=11, end=END),
+        crm_url=sandbox.url,
+        token=sandbox.token,
+        out_dir=tmp_path / "dataset",
+    )
+    gx_dir = tmp_path / "expectations"
+    shutil.copytree(gx_context_dir(), gx_dir, ignore=shutil.ignore_patterns("uncommitted"))
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse.to_airflow_json())
+    monkeypatch.setenv("AIRFLOW_CONN_CRM", CrmConfig(sandbox.url, sandbox.token).to_airflow_json())
+    monkeypatch.setenv("LEAD_SCORING_EVENTS_PATH", summary.events_dir)
+    monkeypatch.setenv("LEAD_SCORING_GX_DIR", str(gx_dir))
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
+    assert bag.import_errors == {}
+    return {"dag": bag.dags["lead_scoring"], "airflow_db": airflow_db, "summary": summary}
+
+
+def run(env: dict[str, Any], **conf: Any) -> dict[str, str]:
+    dag_run = env["dag"].test(
+        logical_date=datetime.combine(END, datetime.min.time(), tzinfo=UTC), run_conf=conf
+    )
+    states = task_states(env["airflow_db"])
+    states["__run__"] = str(dag_run.state)
+    return states
+
+
+def scores(warehouse: WarehouseConfig, as_of: date = END) -> dict[str, tuple[int, str]]:
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        rows = conn.execute(
+            "select lead_id, total_score, band from lead_scoring_marts.fct_lead_scores "
+            "where as_of_date = %s",
+            (as_of,),
+        ).fetchall()
+    return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+
+def writes(sandbox: Sandbox) -> tuple[int, int]:
+    with SandboxAdmin(sandbox.url, sandbox.token) as admin:
+        return write_requests(admin.stats())
+
+
+def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
+    dag_env: dict[str, Any], warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    states = run(dag_env)
+    assert states.pop("__run__") == "success"
+    assert set(states.values()) == {"success"}, states
+    assert len(states) > 15  # extracts, every dbt node, gate, sync
+
+    first = scores(warehouse)
+    assert len(first) == CONTACTS  # one row per lead x the one shipped model
+    assert {band for _, band in first.values()} == {"cold", "warm", "hot"}
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        raw = conn.execute(
+            "select (select count(*) from raw_crm.contacts),"
+            " (select count(*) from raw_analytics.web_events),"
+            " (select count(*) from raw_crm.email_events),"
+            " (select count(distinct ruleset_version) from lead_scoring_marts.fct_lead_scores)"
+        ).fetchone()
+    assert raw is not None
+    assert raw[0] == CONTACTS
+    assert raw[1] == dag_env["summary"].web_events
+    assert raw[2] == dag_env["summary"].email_events
+    assert raw[3] == 1
+
+    # The CRM now holds exactly the warehouse's values on every contact.
+    held = sandbox.portal.get_contacts(list(first), ["dw_lead_score", "dw_lead_band"])
+    assert {
+        k: (int(v["properties"]["dw_lead_score"]), v["properties"]["dw_lead_band"])
+        for k, v in held.items()
+    } == first
+    after_first = writes(sandbox)
+    assert after_first == (3, CONTACTS)  # ceil(300 / 100) batch calls, each lead once
+
+    # Second run, nothing changed: same scores, no duplicated raw rows, zero CRM writes.
+    states = run(dag_env)
+    assert states.pop("__run__") == "success"
+    assert scores(warehouse) == first
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        again = conn.execute(
+            "select (select count(*) from raw_crm.contacts),"
+            " (select count(*) from raw_analytics.web_events),"
+            " (select count(*) from raw_crm.email_events)"
+        ).fetchone()
+        sync = conn.execute(
+            "select changed, sent from lead_scoring_ops.crm_sync_runs "
+            "order by started_at desc limit 1"
+        ).fetchone()
+    assert again == raw[:3]
+    assert sync == (0, 0)
+    assert writes(sandbox) == after_first
+
+
+def test_failing_score_gate_fails_the_run_and_leaves_the_crm_untouched(
+    dag_env: dict[str, Any], warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    # Scoring as of a day before any contact existed leaves no scores for that day: the gate
+    # refuses to pass an empty day, so nothing may be synced.
+    states = run(dag_env, as_of="2020-01-01")
+    assert states.pop("__run__") == "failed"
+    assert states["dbt_build.fct_lead_scores_model_build"] == "success"
+    assert states["check_scores"] == "failed"
+    assert states["sync_crm"] == "upstream_failed"
+    assert scores(warehouse, date(2020, 1, 1)) == {}
+    assert writes(sandbox) == (0, 0)
+    held = sandbox.portal.get_contacts(["1", "2", "3"], ["dw_lead_score"])
+    assert all(v["properties"]["dw_lead_score"] is None for v in held.values())

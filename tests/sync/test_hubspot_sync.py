@@ -1,0 +1,143 @@
+"""Reverse-ETL against the sandbox over real HTTP: only changes, batches of 100, per-record 207s."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import psycopg
+import pytest
+
+from lead_scoring.config import WarehouseConfig
+from lead_scoring.crm import HubSpotClient
+from lead_scoring.sandbox import Sandbox
+from lead_scoring.sandbox.admin import SandboxAdmin, write_requests
+from lead_scoring.sync.hubspot import sync_scores
+
+pytestmark = pytest.mark.integration
+AS_OF = date(2026, 6, 1)
+
+
+def setup_scores(warehouse: WarehouseConfig, scores: dict[str, tuple[int, str]]) -> None:
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        conn.execute(
+            """
+            create schema if not exists lead_scoring_rules;
+            create schema if not exists lead_scoring_marts;
+            create table if not exists lead_scoring_rules.scoring_models (
+                scoring_model_id text, crm_property_prefix text);
+            create table if not exists lead_scoring_marts.fct_lead_scores (
+                lead_id text, scoring_model_id text, as_of_date date,
+                total_score integer, band text);
+            truncate lead_scoring_rules.scoring_models, lead_scoring_marts.fct_lead_scores;
+            insert into lead_scoring_rules.scoring_models values ('default', 'dw_lead');
+            """
+        )
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "insert into lead_scoring_marts.fct_lead_scores values (%s, 'default', %s, %s, %s)",
+                [(lead_id, AS_OF, score, band) for lead_id, (score, band) in scores.items()],
+            )
+
+
+def seed_contacts(sandbox: Sandbox, count: int) -> None:
+    with SandboxAdmin(sandbox.url, sandbox.token) as admin:
+        admin.seed_contacts([{"properties": {"email": f"c{i}@x.com"}} for i in range(count)])
+
+
+def crm_values(sandbox: Sandbox, ids: list[str]) -> dict[str, dict[str, Any]]:
+    records = sandbox.portal.get_contacts(ids, ["dw_lead_score", "dw_lead_band"])
+    return {k: v["properties"] for k, v in records.items()}
+
+
+def writes(sandbox: Sandbox) -> tuple[int, int]:
+    with SandboxAdmin(sandbox.url, sandbox.token) as admin:
+        return write_requests(admin.stats())
+
+
+def band(score: int) -> str:
+    return "hot" if score >= 70 else "warm" if score >= 40 else "cold"
+
+
+def test_first_sync_writes_every_score_in_batches_of_100(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    seed_contacts(sandbox, 250)
+    scores = {str(i): (i % 101, band(i % 101)) for i in range(1, 251)}
+    setup_scores(warehouse, scores)
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        result = sync_scores(warehouse, client, AS_OF)
+    assert (result.changed, result.sent, result.accepted, result.failed) == (250, 250, 250, 0)
+    assert writes(sandbox) == (3, 250)  # ceil(250 / 100) calls, each contact once
+    held = crm_values(sandbox, list(scores))
+    assert {k: (int(v["dw_lead_score"]), v["dw_lead_band"]) for k, v in held.items()} == scores
+    assert sandbox.portal.get_property("dw_lead_score")["type"] == "number"  # type: ignore[index]
+
+
+def test_second_sync_with_nothing_changed_writes_nothing(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    seed_contacts(sandbox, 30)
+    setup_scores(warehouse, {str(i): (50, "warm") for i in range(1, 31)})
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        sync_scores(warehouse, client, AS_OF)
+        before = writes(sandbox)
+        again = sync_scores(warehouse, client, AS_OF)
+    assert (again.scores_considered, again.changed, again.sent) == (30, 0, 0)
+    assert writes(sandbox) == before
+
+
+def test_only_changed_leads_are_sent(warehouse: WarehouseConfig, sandbox: Sandbox) -> None:
+    seed_contacts(sandbox, 40)
+    scores = {str(i): (20, "cold") for i in range(1, 41)}
+    setup_scores(warehouse, scores)
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        sync_scores(warehouse, client, AS_OF)
+        untouched_before = sandbox.portal.get_contacts(["1"], None)["1"]["updatedAt"]
+        changed = {"3": (75, "hot"), "17": (45, "warm")}
+        setup_scores(warehouse, {**scores, **changed})
+        before = writes(sandbox)
+        result = sync_scores(warehouse, client, AS_OF)
+    after = writes(sandbox)
+    assert (result.changed, result.sent) == (2, 2)
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 2)
+    held = crm_values(sandbox, ["3", "17", "1"])
+    assert (held["3"]["dw_lead_score"], held["3"]["dw_lead_band"]) == ("75", "hot")
+    assert (held["17"]["dw_lead_score"], held["17"]["dw_lead_band"]) == ("45", "warm")
+    assert sandbox.portal.get_contacts(["1"], None)["1"]["updatedAt"] == untouched_before
+
+
+def test_contact_missing_in_crm_is_recorded_and_not_retried(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    seed_contacts(sandbox, 3)
+    setup_scores(warehouse, {"1": (10, "cold"), "2": (90, "hot"), "404": (55, "warm")})
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        first = sync_scores(warehouse, client, AS_OF)
+        before = writes(sandbox)
+        second = sync_scores(warehouse, client, AS_OF)
+    assert (first.sent, first.accepted, first.not_found) == (3, 2, 1)
+    assert (second.changed, second.sent) == (0, 0)
+    assert writes(sandbox) == before
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        ledger = conn.execute(
+            "select lead_id, status from lead_scoring_ops.crm_sync_ledger order by lead_id"
+        ).fetchall()
+        runs = conn.execute(
+            "select status, changed, sent, accepted, not_found, requests "
+            "from lead_scoring_ops.crm_sync_runs order by started_at"
+        ).fetchall()
+    assert ledger == [("1", "accepted"), ("2", "accepted"), ("404", "not_found")]
+    assert runs[0][:5] == ("succeeded", 3, 3, 2, 1)
+    assert runs[1][:3] == ("succeeded", 0, 0)
+
+
+def test_dry_run_writes_nothing(warehouse: WarehouseConfig, sandbox: Sandbox) -> None:
+    seed_contacts(sandbox, 5)
+    setup_scores(warehouse, {str(i): (80, "hot") for i in range(1, 6)})
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        result = sync_scores(warehouse, client, AS_OF, dry_run=True)
+        real = sync_scores(warehouse, client, AS_OF)
+    assert (result.changed, result.sent, result.accepted) == (5, 5, 0)
+    assert real.accepted == 5  # the dry run left the ledger alone
+    assert writes(sandbox) == (1, 5)
