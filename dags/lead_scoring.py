@@ -29,6 +29,7 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from lead_scoring import tasks
+from lead_scoring.config import WAREHOUSE_CONN_ID
 
 DBT_PROJECT_DIR = Path(
     os.environ.get(
@@ -95,7 +96,7 @@ def lead_scoring() -> None:
             profile_name="lead_scoring",
             target_name="airflow",
             profile_mapping=PostgresUserPasswordProfileMapping(
-                conn_id="warehouse", profile_args={"schema": "lead_scoring"}
+                conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "lead_scoring"}
             ),
         ),
         execution_config=ExecutionConfig(

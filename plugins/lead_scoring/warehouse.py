@@ -21,6 +21,7 @@ RAW_CRM = "raw_crm"
 RAW_ANALYTICS = "raw_analytics"
 OPS = "lead_scoring_ops"
 MARTS = "lead_scoring_marts"
+RULES = "lead_scoring_rules"  # the dbt seeds
 
 DDL = f"""
 create schema if not exists {RAW_CRM};

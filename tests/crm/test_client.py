@@ -6,18 +6,13 @@ import pytest
 
 from lead_scoring.crm import HubSpotClient, HubSpotError
 from lead_scoring.sandbox import Sandbox
-from lead_scoring.sandbox.admin import SandboxAdmin
+from tests.helpers import seed_contacts
 
 pytestmark = pytest.mark.integration
 
 
-def seed(sandbox: Sandbox, count: int) -> None:
-    with SandboxAdmin(sandbox.url, sandbox.token) as admin:
-        admin.seed_contacts([{"properties": {"email": f"c{i}@x.com"}} for i in range(count)])
-
-
 def test_iterates_every_contact_once(sandbox: Sandbox) -> None:
-    seed(sandbox, 345)
+    seed_contacts(sandbox, 345)
     with HubSpotClient(sandbox.url, sandbox.token) as client:
         pages = list(client.iter_contact_pages(["email"]))
     ids = [r["id"] for page in pages for r in page]
@@ -29,7 +24,7 @@ def test_iterates_every_contact_once(sandbox: Sandbox) -> None:
 def test_survives_429s_without_loss_or_duplicates() -> None:
     # 4 calls per 300 ms: paging 12 pages must hit the limit and back off.
     with Sandbox(port=0, token="t", rate_limit=4, rate_interval_ms=300) as sandbox:
-        seed(sandbox, 1200)
+        seed_contacts(sandbox, 1200)
         with HubSpotClient(sandbox.url, sandbox.token, backoff_base=0.1, backoff_cap=0.5) as client:
             ids = [r["id"] for page in client.iter_contact_pages(["email"]) for r in page]
     assert len(ids) == len(set(ids)) == 1200
@@ -57,7 +52,7 @@ def test_client_errors_are_not_retried(sandbox: Sandbox) -> None:
 
 
 def test_batch_update_reports_missing_contacts(sandbox: Sandbox) -> None:
-    seed(sandbox, 2)
+    seed_contacts(sandbox, 2)
     with HubSpotClient(sandbox.url, sandbox.token) as client:
         result = client.batch_update_contacts(
             [

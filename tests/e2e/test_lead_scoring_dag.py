@@ -15,8 +15,8 @@ import pytest
 from lead_scoring.config import CrmConfig, WarehouseConfig, gx_context_dir
 from lead_scoring.runtime.demo import task_states
 from lead_scoring.sandbox import Sandbox
-from lead_scoring.sandbox.admin import SandboxAdmin, write_requests
 from lead_scoring.synth import SynthConfig, write_dataset
+from tests.helpers import crm_writes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -71,11 +71,6 @@ def scores(warehouse: WarehouseConfig, as_of: date = END) -> dict[str, tuple[int
     return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
 
 
-def writes(sandbox: Sandbox) -> tuple[int, int]:
-    with SandboxAdmin(sandbox.url, sandbox.token) as admin:
-        return write_requests(admin.stats())
-
-
 def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
     dag_env: dict[str, Any], warehouse: WarehouseConfig, sandbox: Sandbox
 ) -> None:
@@ -106,7 +101,7 @@ def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
         k: (int(v["properties"]["dw_lead_score"]), v["properties"]["dw_lead_band"])
         for k, v in held.items()
     } == first
-    after_first = writes(sandbox)
+    after_first = crm_writes(sandbox)
     assert after_first == (3, CONTACTS)  # ceil(300 / 100) batch calls, each lead once
 
     # Second run, nothing changed: same scores, no duplicated raw rows, zero CRM writes.
@@ -125,7 +120,7 @@ def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
         ).fetchone()
     assert again == raw[:3]
     assert sync == (0, 0)
-    assert writes(sandbox) == after_first
+    assert crm_writes(sandbox) == after_first
 
 
 def test_failing_score_gate_fails_the_run_and_leaves_the_crm_untouched(
@@ -139,6 +134,6 @@ def test_failing_score_gate_fails_the_run_and_leaves_the_crm_untouched(
     assert states["check_scores"] == "failed"
     assert states["sync_crm"] == "upstream_failed"
     assert scores(warehouse, date(2020, 1, 1)) == {}
-    assert writes(sandbox) == (0, 0)
+    assert crm_writes(sandbox) == (0, 0)
     held = sandbox.portal.get_contacts(["1", "2", "3"], ["dw_lead_score"])
     assert all(v["properties"]["dw_lead_score"] is None for v in held.values())

@@ -9,24 +9,9 @@ import pytest
 
 from lead_scoring.sandbox import Sandbox
 from lead_scoring.sandbox.admin import SandboxAdmin
+from tests.helpers import seed_contacts
 
 pytestmark = pytest.mark.integration
-
-
-def seed(sandbox: Sandbox, count: int) -> None:
-    contacts = [
-        {
-            "properties": {
-                "email": f"lead{i}@example.com",
-                "firstname": f"Lead{i}",
-                "jobtitle": "VP Sales",
-            },
-            "createdAt": "2026-01-01T00:00:00.000Z",
-        }
-        for i in range(count)
-    ]
-    with SandboxAdmin(sandbox.url, sandbox.token) as admin:
-        admin.seed_contacts(contacts)
 
 
 def http(sandbox: Sandbox, token: str | None = "default") -> httpx.Client:
@@ -50,7 +35,7 @@ def test_missing_or_wrong_token_gets_401_body(sandbox: Sandbox) -> None:
 
 
 def test_list_pages_with_opaque_cursor_and_no_paging_on_last_page(sandbox: Sandbox) -> None:
-    seed(sandbox, 250)
+    seed_contacts(sandbox, 250)
     seen: list[str] = []
     after = None
     pages = 0
@@ -85,7 +70,7 @@ def test_list_limit_out_of_range_is_400(sandbox: Sandbox, limit: int) -> None:
 
 
 def test_batch_update_200_207_and_400(sandbox: Sandbox) -> None:
-    seed(sandbox, 3)
+    seed_contacts(sandbox, 3)
     with http(sandbox) as client:
         ok = client.post(
             "/crm/v3/objects/contacts/batch/update",
@@ -131,7 +116,7 @@ def test_batch_update_200_207_and_400(sandbox: Sandbox) -> None:
 
 
 def test_property_get_404_create_201_then_409_and_number_validation(sandbox: Sandbox) -> None:
-    seed(sandbox, 1)
+    seed_contacts(sandbox, 1)
     definition = {
         "name": "dw_lead_score",
         "label": "Score",
@@ -211,7 +196,7 @@ def test_rate_limit_headers_and_documented_429_body() -> None:
 def test_portal_survives_a_restart(tmp_path: pytest.TempPathFactory) -> None:
     db = tmp_path / "portal.db"  # type: ignore[operator]
     with Sandbox(port=0, token="t", db_path=db) as first:
-        seed(first, 5)
+        seed_contacts(first, 5)
     with Sandbox(port=0, token="t", db_path=db) as second, http(second) as client:
         assert (
             len(client.get("/crm/v3/objects/contacts", params={"limit": 100}).json()["results"])
@@ -223,7 +208,7 @@ def test_official_hubspot_sdk_reads_a_page_of_contacts(sandbox: Sandbox) -> None
     """The same client code works against real HubSpot and the sandbox (contract §0)."""
     from hubspot import HubSpot
 
-    seed(sandbox, 12)
+    seed_contacts(sandbox, 12)
     client = HubSpot(access_token=sandbox.token, host=sandbox.url)
     page = client.crm.contacts.basic_api.get_page(limit=10, properties=["email", "jobtitle"])
     assert len(page.results) == 10

@@ -11,8 +11,8 @@ import pytest
 from lead_scoring.config import WarehouseConfig
 from lead_scoring.crm import HubSpotClient
 from lead_scoring.sandbox import Sandbox
-from lead_scoring.sandbox.admin import SandboxAdmin, write_requests
 from lead_scoring.sync.hubspot import sync_scores
+from tests.helpers import crm_writes, seed_contacts
 
 pytestmark = pytest.mark.integration
 AS_OF = date(2026, 6, 1)
@@ -40,19 +40,9 @@ def setup_scores(warehouse: WarehouseConfig, scores: dict[str, tuple[int, str]])
             )
 
 
-def seed_contacts(sandbox: Sandbox, count: int) -> None:
-    with SandboxAdmin(sandbox.url, sandbox.token) as admin:
-        admin.seed_contacts([{"properties": {"email": f"c{i}@x.com"}} for i in range(count)])
-
-
 def crm_values(sandbox: Sandbox, ids: list[str]) -> dict[str, dict[str, Any]]:
     records = sandbox.portal.get_contacts(ids, ["dw_lead_score", "dw_lead_band"])
     return {k: v["properties"] for k, v in records.items()}
-
-
-def writes(sandbox: Sandbox) -> tuple[int, int]:
-    with SandboxAdmin(sandbox.url, sandbox.token) as admin:
-        return write_requests(admin.stats())
 
 
 def band(score: int) -> str:
@@ -68,7 +58,7 @@ def test_first_sync_writes_every_score_in_batches_of_100(
     with HubSpotClient(sandbox.url, sandbox.token) as client:
         result = sync_scores(warehouse, client, AS_OF)
     assert (result.changed, result.sent, result.accepted, result.failed) == (250, 250, 250, 0)
-    assert writes(sandbox) == (3, 250)  # ceil(250 / 100) calls, each contact once
+    assert crm_writes(sandbox) == (3, 250)  # ceil(250 / 100) calls, each contact once
     held = crm_values(sandbox, list(scores))
     assert {k: (int(v["dw_lead_score"]), v["dw_lead_band"]) for k, v in held.items()} == scores
     assert sandbox.portal.get_property("dw_lead_score")["type"] == "number"  # type: ignore[index]
@@ -81,10 +71,10 @@ def test_second_sync_with_nothing_changed_writes_nothing(
     setup_scores(warehouse, {str(i): (50, "warm") for i in range(1, 31)})
     with HubSpotClient(sandbox.url, sandbox.token) as client:
         sync_scores(warehouse, client, AS_OF)
-        before = writes(sandbox)
+        before = crm_writes(sandbox)
         again = sync_scores(warehouse, client, AS_OF)
     assert (again.scores_considered, again.changed, again.sent) == (30, 0, 0)
-    assert writes(sandbox) == before
+    assert crm_writes(sandbox) == before
 
 
 def test_only_changed_leads_are_sent(warehouse: WarehouseConfig, sandbox: Sandbox) -> None:
@@ -96,9 +86,9 @@ def test_only_changed_leads_are_sent(warehouse: WarehouseConfig, sandbox: Sandbo
         untouched_before = sandbox.portal.get_contacts(["1"], None)["1"]["updatedAt"]
         changed = {"3": (75, "hot"), "17": (45, "warm")}
         setup_scores(warehouse, {**scores, **changed})
-        before = writes(sandbox)
+        before = crm_writes(sandbox)
         result = sync_scores(warehouse, client, AS_OF)
-    after = writes(sandbox)
+    after = crm_writes(sandbox)
     assert (result.changed, result.sent) == (2, 2)
     assert (after[0] - before[0], after[1] - before[1]) == (1, 2)
     held = crm_values(sandbox, ["3", "17", "1"])
@@ -114,11 +104,11 @@ def test_contact_missing_in_crm_is_recorded_and_not_retried(
     setup_scores(warehouse, {"1": (10, "cold"), "2": (90, "hot"), "404": (55, "warm")})
     with HubSpotClient(sandbox.url, sandbox.token) as client:
         first = sync_scores(warehouse, client, AS_OF)
-        before = writes(sandbox)
+        before = crm_writes(sandbox)
         second = sync_scores(warehouse, client, AS_OF)
     assert (first.sent, first.accepted, first.not_found) == (3, 2, 1)
     assert (second.changed, second.sent) == (0, 0)
-    assert writes(sandbox) == before
+    assert crm_writes(sandbox) == before
     with psycopg.connect(warehouse.conninfo()) as conn:
         ledger = conn.execute(
             "select lead_id, status from lead_scoring_ops.crm_sync_ledger order by lead_id"
@@ -140,4 +130,4 @@ def test_dry_run_writes_nothing(warehouse: WarehouseConfig, sandbox: Sandbox) ->
         real = sync_scores(warehouse, client, AS_OF)
     assert (result.changed, result.sent, result.accepted) == (5, 5, 0)
     assert real.accepted == 5  # the dry run left the ledger alone
-    assert writes(sandbox) == (1, 5)
+    assert crm_writes(sandbox) == (1, 5)

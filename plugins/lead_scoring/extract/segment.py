@@ -25,7 +25,7 @@ import gzip
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -140,12 +140,3 @@ def event_row(
         source_file,
         line_no,
     )
-
-
-def count_lines(paths: Iterable[Path]) -> int:
-    """Non-blank lines across files (for tests and sizing)."""
-    total = 0
-    for path in paths:
-        with _open(path) as handle:
-            total += sum(1 for line in handle if line.strip())
-    return total

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lead_scoring.config import gx_context_dir
-from lead_scoring.warehouse import MARTS
+from lead_scoring.warehouse import MARTS, RULES
 
 DATASOURCE = "warehouse"
 SCORES_ASSET = "fct_lead_scores"
@@ -25,7 +25,6 @@ SCORES_BATCH = "by_as_of_date"
 SCORES_SUITE = "lead_scores"
 SCORES_VALIDATION = "lead_scores_by_as_of_date"
 SCORES_CHECKPOINT = "score_gate"
-RULES_SCHEMA = "lead_scoring_rules"
 
 
 def score_expectations() -> list[Any]:
@@ -46,7 +45,7 @@ def score_expectations() -> list[Any]:
             unexpected_rows_query=(
                 "select scores.lead_id, scores.scoring_model_id, scores.total_score "
                 "from {batch} as scores "
-                f"inner join {RULES_SCHEMA}.scoring_models as models "
+                f"inner join {RULES}.scoring_models as models "
                 "on scores.scoring_model_id = models.scoring_model_id "
                 "where scores.total_score < models.score_floor "
                 "or scores.total_score > models.score_ceiling"
@@ -57,7 +56,7 @@ def score_expectations() -> list[Any]:
             unexpected_rows_query=(
                 "select scores.lead_id, scores.scoring_model_id, scores.total_score, scores.band "
                 "from {batch} as scores "
-                f"inner join {RULES_SCHEMA}.scoring_models as models "
+                f"inner join {RULES}.scoring_models as models "
                 "on scores.scoring_model_id = models.scoring_model_id "
                 "where scores.band <> case "
                 "when scores.total_score >= models.hot_threshold then 'hot' "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -29,6 +30,7 @@ from lead_scoring.runtime.environment import child_environment, job_environment
 from lead_scoring.sandbox.admin import SandboxAdmin, write_requests
 from lead_scoring.sandbox.server import Sandbox
 from lead_scoring.synth import SynthConfig, write_dataset
+from lead_scoring.synth.generator import GENERATOR_VERSION
 from lead_scoring.warehouse import MARTS, OPS, RAW_ANALYTICS, RAW_CRM, connect
 
 DAG_ID = "lead_scoring"
@@ -56,6 +58,8 @@ def step(number: int, total: int, label: str, detail: str) -> None:
 
 def check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the server binds: only a live listener counts, not the last run's TIME_WAIT.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -65,15 +69,26 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def dataset_end(dataset_dir: Path, options: DemoOptions) -> date:
-    """The dataset's end date: kept from an earlier run with the same seed and size, so a second
-    demo scores exactly the same data; otherwise the given as-of date or today."""
+def previous_dataset_end(dataset_dir: Path, options: DemoOptions) -> date | None:
+    """The end date of the dataset an earlier demo wrote, if it is the one asked for now (same
+    generator, seed and size): reusing it makes a second demo score exactly the same data."""
     manifest = dataset_dir / "manifest.json"
-    if manifest.exists():
-        config = json.loads(manifest.read_text()).get("config", {})
-        if config.get("seed") == options.seed and config.get("contacts") == options.contacts:
-            return date.fromisoformat(config["end"])
-    return options.as_of or datetime.now(UTC).date()
+    if not manifest.exists():
+        return None
+    document = json.loads(manifest.read_text())
+    config = document.get("config", {})
+    same = (
+        document.get("generator_version") == GENERATOR_VERSION
+        and config.get("seed") == options.seed
+        and config.get("contacts") == options.contacts
+    )
+    return date.fromisoformat(config["end"]) if same else None
+
+
+def reset_demo_state(local: Path) -> None:
+    """Forget the demo's portal, warehouse and dataset (all under .local, all regenerated)."""
+    for folder in (local / "pgdata", local / "sandbox", local / "demo" / "dataset"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def scores_snapshot(
@@ -92,7 +107,7 @@ def scores_snapshot(
     return {(str(r[0]), str(r[1])): (int(r[2]), str(r[3])) for r in rows}
 
 
-def run_dag(env: dict[str, str], as_of: date, log_path: Path) -> tuple[int, list[str]]:
+def run_dag(env: dict[str, str], as_of: date, log_path: Path) -> int:
     """``airflow dags test`` in a subprocess: output to ``log_path``, task progress on screen."""
     airflow = str(Path(sys.executable).with_name("airflow"))
     migrate = subprocess.run(
@@ -101,7 +116,6 @@ def run_dag(env: dict[str, str], as_of: date, log_path: Path) -> tuple[int, list
     if migrate.returncode != 0:
         raise DemoError(f"airflow db migrate failed: {migrate.stderr.strip().splitlines()[-1:]}")
     started = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
-    order: list[str] = []
     with log_path.open("w") as log_file:
         process = subprocess.Popen(
             [airflow, "dags", "test", DAG_ID, as_of.isoformat()],
@@ -115,9 +129,8 @@ def run_dag(env: dict[str, str], as_of: date, log_path: Path) -> tuple[int, list
             log_file.write(line)
             match = started.search(line)
             if match:
-                order.append(match.group(1))
                 say(f"        running {match.group(1)}")
-        return process.wait(), order
+        return process.wait()
 
 
 def task_states(airflow_db: Path) -> dict[str, str]:
@@ -149,7 +162,7 @@ def report(
             f"""
             select lead_id, email, total_score, band, coalesce(top_reason, '-')
             from {MARTS}.fct_lead_scores where as_of_date = %s
-            order by total_score desc, behavioral_score desc, lead_id limit 10
+            order by total_score desc, raw_score desc, lead_id limit 10
             """,
             (as_of,),
         ).fetchall()
@@ -185,9 +198,9 @@ def report(
     models = {model for _, model in after}
     say()
     say(f"Top 10 leads (as of {as_of})")
-    say(f"  {'lead':>6}  {'email':<44} {'score':>5}  {'band':<5} top reason")
+    say(f"  {'lead':>6}  {'email':<50} {'score':>5}  {'band':<5} top reason")
     for lead_id, email, score, band, reason in top:
-        say(f"  {lead_id!s:>6}  {str(email or '-')[:44]:<44} {score!s:>5}  {band!s:<5} {reason}")
+        say(f"  {lead_id!s:>6}  {str(email or '-')[:50]:<50} {score!s:>5}  {band!s:<5} {reason}")
     say()
     say("This run")
     new_rows = {str(src): (int(ins or 0), int(q or 0)) for src, ins, q in loads}
@@ -240,6 +253,12 @@ def run_demo(options: DemoOptions) -> int:
 
     with ExitStack() as stack:
         check_port_free("127.0.0.1", options.port)
+        end = previous_dataset_end(dataset_dir, options)
+        if end is None and (dataset_dir / "manifest.json").exists():
+            say("  the dataset asked for differs from the last demo's: starting from a fresh")
+            say("  portal and warehouse (the demo's own state in .local, nothing else)")
+            reset_demo_state(local)
+        end = end or options.as_of or datetime.now(UTC).date()
         server = EmbeddedPostgres(local / "pgdata")
         try:
             warehouse = server.start()
@@ -251,7 +270,14 @@ def run_demo(options: DemoOptions) -> int:
         # A fresh token per run: the portal persists, the credential never does.
         token = secrets.token_urlsafe(24)
         (local / "sandbox").mkdir(parents=True, exist_ok=True)
-        sandbox = Sandbox(port=options.port, token=token, db_path=local / "sandbox" / "portal.db")
+        try:
+            portal = local / "sandbox" / "portal.db"
+            sandbox = Sandbox(port=options.port, token=token, db_path=portal)
+        except OSError as exc:
+            raise DemoError(
+                f"the CRM sandbox cannot listen on 127.0.0.1:{options.port} ({exc.strerror}): "
+                f"run `lead-scoring demo --port {options.port + 1}`"
+            ) from None
         sandbox.start()
         stack.callback(sandbox.stop)
         with SandboxAdmin(sandbox.url, token) as admin:
@@ -259,7 +285,6 @@ def run_demo(options: DemoOptions) -> int:
                 raise DemoError(f"the CRM sandbox did not answer on {sandbox.url}")
             step(2, total, "CRM sandbox", f"{sandbox.url} (portal {sandbox.portal.path})")
 
-            end = dataset_end(dataset_dir, options)
             config = SynthConfig(contacts=options.contacts, seed=options.seed, end=end)
 
             interactive = sys.stdout.isatty()
@@ -308,7 +333,7 @@ def run_demo(options: DemoOptions) -> int:
                 "DAG lead_scoring",
                 f"airflow dags test {DAG_ID} {as_of} (log: {log_path})",
             )
-            code, _ = run_dag(env, as_of, log_path)
+            code = run_dag(env, as_of, log_path)
             states = task_states(airflow_home / "airflow.db")
             failed = sorted(t for t, s in states.items() if s not in ("success", "skipped"))
             elapsed = time.monotonic() - begun

@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import logging
 import os
+import re
 import secrets
 import signal
 import time
@@ -38,6 +39,21 @@ class EmbeddedPostgresError(RuntimeError):
     """The embedded server could not start; the message says why and what to do."""
 
 
+def _last_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def _postgres_error(log_file: Path) -> str | None:
+    """The last error line PostgreSQL's own tools wrote (initdb, pg_ctl, the server)."""
+    if not log_file.exists():
+        return None
+    pattern = re.compile(r"(error|FATAL|PANIC):", re.IGNORECASE)
+    lines = [line.strip() for line in log_file.read_text(errors="replace").splitlines()]
+    errors = [ln for ln in lines if pattern.search(ln) and "Failed postgres command" not in ln]
+    return errors[-1] if errors else None
+
+
 class EmbeddedPostgres:
     """Start (or reuse) the server for a data folder, and stop it again."""
 
@@ -48,7 +64,8 @@ class EmbeddedPostgres:
 
     @property
     def log_file(self) -> Path:
-        return self.data_dir / "log"
+        """pgserver's own log of the last start (its commands' output)."""
+        return self.data_dir.parent / "pgserver.log"
 
     def start(self) -> WarehouseConfig:
         """Start the server and return how to reach the ``warehouse`` database."""
@@ -56,17 +73,29 @@ class EmbeddedPostgres:
         runtime = self.data_dir.parent / "run"
         runtime.mkdir(mode=0o700, exist_ok=True)
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))  # pgserver keeps its lock file there
+        # pgserver reports its commands' output only through its logger: keep it in a file
+        # (not on the console) and lift PostgreSQL's own error line into our message.
+        pg_logger = logging.getLogger("pgserver")
+        handler = logging.FileHandler(self.log_file, mode="w")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        pg_logger.addHandler(handler)
+        pg_logger.setLevel(logging.INFO)
+        pg_logger.propagate = False
         try:
             import pgserver
 
             self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
             info = self._server.get_postmaster_info()
         except Exception as exc:
-            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            handler.flush()
             raise EmbeddedPostgresError(
-                f"embedded PostgreSQL could not start in {self.data_dir}: {detail}. "
-                f"See {self.log_file}; to start from an empty warehouse, run `make clean-local`."
+                f"embedded PostgreSQL could not start in {self.data_dir}: "
+                f"{_postgres_error(self.log_file) or _last_line(exc)} (details: {self.log_file}); "
+                "to start from an empty warehouse, run `make clean-local`"
             ) from None
+        finally:
+            pg_logger.removeHandler(handler)
+            handler.close()
         self._postmaster_pid = info.pid
         socket_dir = str(info.socket_dir)
         password = self._password()

@@ -27,10 +27,9 @@ import psycopg
 
 from lead_scoring.config import WarehouseConfig
 from lead_scoring.crm.client import BATCH_MAX, HubSpotClient
-from lead_scoring.warehouse import MARTS, OPS, connect, ensure_landing_zone
+from lead_scoring.warehouse import MARTS, OPS, RULES, connect, ensure_landing_zone
 
 log = logging.getLogger(__name__)
-RULES = "lead_scoring_rules"
 BANDS = ("cold", "warm", "hot")
 
 SYNC_DDL = f"""

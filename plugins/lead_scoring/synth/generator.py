@@ -12,13 +12,16 @@ the first N contacts are the same whatever the size and memory stays flat for la
 
 from __future__ import annotations
 
-import math
 import random
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+
+# Bumped whenever the same seed would produce different data.
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,9 @@ def _pick_weighted(rng: random.Random, items: tuple[tuple[str, float], ...]) -> 
 
 
 def _slug(text: str) -> str:
-    return "".join(ch for ch in text.lower() if ch.isalnum())
+    """ASCII letters and digits only (Müller -> muller), as most mail systems want."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in folded.lower() if ch.isalnum())
 
 
 def generate(config: SynthConfig) -> Iterator[ContactBundle]:
@@ -487,17 +492,3 @@ def _conversions(
             break
         stages[stage] = at
     return stages
-
-
-def expected_sizes(config: SynthConfig, sample: int = 200) -> dict[str, float]:
-    """Average events per contact from a sample, for sizing and progress estimates."""
-    n = min(sample, config.contacts)
-    bundles = [make_contact(config, i) for i in range(n)]
-    return {
-        "web_events_per_contact": sum(len(b.web_events) for b in bundles) / max(1, n),
-        "email_events_per_contact": sum(len(b.email_events) for b in bundles) / max(1, n),
-    }
-
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lead_scoring.sandbox.admin import SandboxAdmin
-from lead_scoring.synth.generator import SynthConfig, generate
+from lead_scoring.synth.generator import GENERATOR_VERSION, SynthConfig, generate
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ def write_dataset(
     )
     manifest = {
         "config": {**asdict(config), "end": config.end.isoformat()},
+        "generator_version": GENERATOR_VERSION,
         "summary": asdict(summary),
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
