@@ -67,7 +67,7 @@ def test_batch_update_reports_missing_contacts(sandbox: Sandbox) -> None:
 
 
 def test_token_never_appears_in_errors(sandbox: Sandbox) -> None:
-    secret = "pat-na1-11111111-2222"
+    secret = "fake-private-app-token-0042"
     client = HubSpotClient(sandbox.url, secret, sleep=lambda _: None)
     with client, pytest.raises(HubSpotError) as error:
         client.get_contact_property("email")
