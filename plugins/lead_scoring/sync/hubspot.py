@@ -220,8 +220,13 @@ def sync_scores(
     """Send the as-of date's changed scores to the CRM, in batches of at most 100 contacts."""
     result = SyncResult(sync_run_id=str(uuid.uuid4()), as_of=as_of, dry_run=dry_run)
     started = time.monotonic()
-    requests_before, retries_before = client.stats.requests, client.stats.retries
-    limited_before = client.stats.statuses[429]
+    baseline = (client.stats.requests, client.stats.retries, client.stats.statuses[429])
+
+    def measure() -> None:
+        result.seconds = time.monotonic() - started
+        result.requests = client.stats.requests - baseline[0]
+        result.retries = client.stats.retries - baseline[1]
+        result.rate_limited = client.stats.statuses[429] - baseline[2]
 
     with connect(warehouse, autocommit=True) as control:
         ensure_landing_zone(control)
@@ -255,20 +260,11 @@ def sync_scores(
                 if pending:
                     _send(writer, client, pending, result)
         except BaseException as exc:
-            _finish(
-                control,
-                result,
-                started,
-                client,
-                requests_before,
-                retries_before,
-                limited_before,
-                exc,
-            )
+            measure()
+            _record_run(control, result, exc)
             raise
-        _finish(
-            control, result, started, client, requests_before, retries_before, limited_before, None
-        )
+        measure()
+        _record_run(control, result, None)
     log.info("%s", result.summary())
     return result
 
@@ -310,20 +306,10 @@ def _send(
             log.warning("CRM refused contact %s (%s); will retry next run", lead_id, category)
 
 
-def _finish(
-    control: psycopg.Connection[Any],
-    result: SyncResult,
-    started: float,
-    client: HubSpotClient,
-    requests_before: int,
-    retries_before: int,
-    limited_before: int,
-    error: BaseException | None,
+def _record_run(
+    control: psycopg.Connection[Any], result: SyncResult, error: BaseException | None
 ) -> None:
-    result.seconds = time.monotonic() - started
-    result.requests = client.stats.requests - requests_before
-    result.retries = client.stats.retries - retries_before
-    result.rate_limited = client.stats.statuses[429] - limited_before
+    """The run's metrics row: what changed, was sent, accepted, failed, and what it cost."""
     control.execute(
         f"""
         update {OPS}.crm_sync_runs set
