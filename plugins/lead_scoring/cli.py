@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -167,6 +168,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"CRM sandbox on {server.url} (portal {db_path}); Ctrl-C to stop", flush=True)
+    # `docker stop` and service managers send SIGTERM: stop as cleanly as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

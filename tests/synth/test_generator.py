@@ -30,7 +30,7 @@ def test_volumes_match_the_demo_sizing() -> None:
 
 def test_events_stay_inside_the_window_and_carry_identity() -> None:
     end = datetime(2026, 6, 1, tzinfo=UTC)
-    for bundle in generate(SynthConfig(contacts=100, seed=7, end=date(2026, 6, 1))):
+    for bundle in generate(SynthConfig(contacts=1000, seed=42, end=date(2026, 6, 1))):
         for event in bundle.web_events:
             assert event["messageId"]
             assert event["anonymousId"]

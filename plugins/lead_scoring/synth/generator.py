@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 # Bumped whenever the same seed would produce different data.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ def make_contact(config: SynthConfig, index: int) -> ContactBundle:
     window_start = datetime.combine(config.start, time(), tzinfo=UTC)
     window_end = datetime.combine(config.end, time(), tzinfo=UTC)
     person = _person(rng, index, window_start, window_end)
-    web_events, decision_hits = _web_history(rng, config, person, window_start)
+    web_events, decision_hits = _web_history(rng, config, person, window_start, window_end)
     email_events = _email_history(rng, config, person)
     stages = _conversions(rng, person, decision_hits, window_end)
 
@@ -275,7 +275,11 @@ def _person(
 
 
 def _web_history(
-    rng: random.Random, config: SynthConfig, person: _Person, window_start: datetime
+    rng: random.Random,
+    config: SynthConfig,
+    person: _Person,
+    window_start: datetime,
+    window_end: datetime,
 ) -> tuple[list[dict[str, Any]], int]:
     """Segment events of the person's sessions, and how many decision-stage forms they sent.
 
@@ -316,6 +320,8 @@ def _web_history(
     decision_hits = 0
 
     def emit(kind: str, at: datetime, **fields: Any) -> None:
+        if at >= window_end:
+            return  # a session that ran past the export's end: not in this export
         event: dict[str, Any] = {
             "type": kind,
             "anonymousId": anonymous_id,
