@@ -4,6 +4,7 @@ the CRM contacts, no CRM writes when nothing changed, and no CRM writes when the
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -72,9 +73,21 @@ def scores(warehouse: WarehouseConfig, as_of: date = END) -> dict[str, tuple[int
 
 
 def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
-    dag_env: dict[str, Any], warehouse: WarehouseConfig, sandbox: Sandbox
+    dag_env: dict[str, Any],
+    warehouse: WarehouseConfig,
+    sandbox: Sandbox,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     states = run(dag_env)
+    out, err = capfd.readouterr()
+    logged = out + err + caplog.text  # what the tasks printed and logged
+    assert "quality gate score_gate: passed" in logged  # the capture holds the task logs
+    assert "CRM sync for" in logged
+    assert sandbox.token not in logged
+    assert warehouse.password is not None
+    assert warehouse.password not in logged
     assert states.pop("__run__") == "success"
     assert set(states.values()) == {"success"}, states
     assert len(states) > 15  # extracts, every dbt node, gate, sync
