@@ -54,6 +54,16 @@ def _postgres_error(log_file: Path) -> str | None:
     return errors[-1] if errors else None
 
 
+def _forget_failed_server(data_dir: Path) -> None:
+    """pgserver registers an exit hook before it initialises; drop it when the start failed,
+    or it runs at interpreter exit against a server that never was."""
+    import pgserver
+
+    failed = pgserver.PostgresServer._instances.pop(data_dir, None)
+    if failed is not None:
+        atexit.unregister(failed._cleanup)
+
+
 class EmbeddedPostgres:
     """Start (or reuse) the server for a data folder, and stop it again."""
 
@@ -76,6 +86,7 @@ class EmbeddedPostgres:
         # pgserver reports its commands' output only through its logger: keep it in a file
         # (not on the console) and lift PostgreSQL's own error line into our message.
         pg_logger = logging.getLogger("pgserver")
+        saved = (pg_logger.level, pg_logger.propagate)
         handler = logging.FileHandler(self.log_file, mode="w")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         pg_logger.addHandler(handler)
@@ -88,6 +99,7 @@ class EmbeddedPostgres:
             info = self._server.get_postmaster_info()
         except Exception as exc:
             handler.flush()
+            _forget_failed_server(self.data_dir)
             raise EmbeddedPostgresError(
                 f"embedded PostgreSQL could not start in {self.data_dir}: "
                 f"{_postgres_error(self.log_file) or _last_line(exc)} (details: {self.log_file}); "
@@ -96,6 +108,8 @@ class EmbeddedPostgres:
         finally:
             pg_logger.removeHandler(handler)
             handler.close()
+            pg_logger.setLevel(saved[0])
+            pg_logger.propagate = saved[1]
         self._postmaster_pid = info.pid
         socket_dir = str(info.socket_dir)
         password = self._password()
