@@ -8,8 +8,14 @@ with the Great Expectations `score_gate` checkpoint, and writes changed scores b
 
 Connections: `warehouse` (postgres) and `crm` (http: host = API base URL, password = token).
 
-Params: `as_of` scores as of another date (default: the logical date); `events_path` overrides
-`LEAD_SCORING_EVENTS_PATH`; `dry_run` computes the CRM changes without writing them.
+Extraction is incremental: contacts changed since the last committed watermark (HubSpot search),
+email events since then, and the export files that are new or changed. Re-running an interval
+reads the same window again and replaces that interval's event rows.
+
+Params: `as_of` scores as of another date (default: the logical date); `full_refresh` re-reads
+every contact (list endpoint) and every export file; `events_path` (a folder or an fsspec URL)
+and `events_format` (`segment` or `ga4`) override `LEAD_SCORING_EVENTS_PATH` /
+`LEAD_SCORING_EVENTS_FORMAT`; `dry_run` computes the CRM changes without writing them.
 
 The dbt graph comes from `dbt_project/target/manifest.json`: run `make manifest` (or
 `lead-scoring dbt-parse`) after changing the dbt project.
@@ -40,6 +46,12 @@ AS_OF = "{{ params.as_of or ds }}"
 TASK_RETRIES = int(os.environ.get("LEAD_SCORING_TASK_RETRIES", "1"))
 
 
+def _interval(context: dict[str, Any]) -> Any:
+    return tasks.logical_interval(
+        context.get("data_interval_start"), context.get("data_interval_end")
+    )
+
+
 def _as_of(context: dict[str, Any]) -> str:
     return str(context["params"].get("as_of") or context["ds"])
 
@@ -62,8 +74,21 @@ def _as_of(context: dict[str, Any]) -> str:
         "as_of": Param(
             None, type=["null", "string"], format="date", description="Score as of this date."
         ),
+        "full_refresh": Param(
+            False,
+            type="boolean",
+            description="Re-read every contact and every export file, not just what changed.",
+        ),
         "events_path": Param(
-            None, type=["null", "string"], description="Folder of Segment JSONL files."
+            None,
+            type=["null", "string"],
+            description="Folder or fsspec URL (s3://, gs://, ...) of the web-analytics export.",
+        ),
+        "events_format": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "segment", "ga4"],
+            description="segment (Segment JSONL) or ga4 (GA4 BigQuery-export rows as JSON).",
         ),
         "dry_run": Param(
             False, type="boolean", description="Compute CRM changes without writing them."
@@ -73,16 +98,24 @@ def _as_of(context: dict[str, Any]) -> str:
 def lead_scoring() -> None:
     @task
     def extract_contacts(**context: Any) -> dict[str, Any]:
-        return tasks.extract_contacts(run_id=context["run_id"])
+        return tasks.extract_contacts(
+            run_id=context["run_id"],
+            interval=_interval(context),
+            full_refresh=bool(context["params"].get("full_refresh")),
+        )
 
     @task
     def extract_email_events(**context: Any) -> dict[str, Any]:
-        return tasks.extract_email_events(run_id=context["run_id"])
+        return tasks.extract_email_events(run_id=context["run_id"], interval=_interval(context))
 
     @task
     def load_web_events(**context: Any) -> dict[str, Any]:
         return tasks.load_web_events(
-            run_id=context["run_id"], path=context["params"].get("events_path")
+            run_id=context["run_id"],
+            path=context["params"].get("events_path"),
+            fmt=context["params"].get("events_format"),
+            interval=_interval(context),
+            full_refresh=bool(context["params"].get("full_refresh")),
         )
 
     dbt_build = DbtTaskGroup(

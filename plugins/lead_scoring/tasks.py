@@ -12,9 +12,12 @@ import os
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lead_scoring.config import ConfigError, crm_config, warehouse_config
+
+if TYPE_CHECKING:
+    from lead_scoring.load.batch import Interval
 
 log = logging.getLogger(__name__)
 
@@ -33,69 +36,89 @@ def parse_as_of(value: str | date | None) -> date:
         raise ConfigError(f"as_of must be a date like 2024-06-01, got {value!r}") from None
 
 
-def events_path(param: str | None) -> Path:
-    """Where the Segment export lives: the DAG param, else ``LEAD_SCORING_EVENTS_PATH``."""
+def events_location(param: str | None) -> str:
+    """Where the web-analytics export lives (a folder or an fsspec URL): the DAG param, else
+    ``LEAD_SCORING_EVENTS_PATH``."""
     raw = param or os.environ.get("LEAD_SCORING_EVENTS_PATH")
     if not raw:
         raise ConfigError(
-            "no web events folder: set the DAG param events_path or LEAD_SCORING_EVENTS_PATH"
+            "no web events location: set the DAG param events_path or LEAD_SCORING_EVENTS_PATH "
+            "(a folder, or a URL such as s3://bucket/segment-logs/)"
         )
-    return Path(raw).expanduser()
+    return raw if "://" in raw else str(Path(raw).expanduser())
 
 
-def extract_contacts(*, run_id: str | None) -> dict[str, Any]:
-    """All contacts through the list endpoint into ``raw_crm.contacts``."""
-    from lead_scoring.crm.client import HubSpotClient
-    from lead_scoring.extract.hubspot import CONTACT_PROPERTIES, contact_rows
-    from lead_scoring.load import CONTACTS, load_batch
-
-    crm = crm_config(via_airflow=True)
-    with HubSpotClient(crm.base_url, crm.token) as client:
-        result = load_batch(
-            warehouse_config(via_airflow=True),
-            table=CONTACTS,
-            source="hubspot.contacts",
-            records=contact_rows(client.iter_contact_pages(CONTACT_PROPERTIES)),
-            run_id=run_id,
-        )
-    return _load_summary(result)
+def events_format(param: str | None) -> str:
+    fmt = param or os.environ.get("LEAD_SCORING_EVENTS_FORMAT") or "segment"
+    if fmt not in ("segment", "ga4"):
+        raise ConfigError(f"events format must be 'segment' or 'ga4', got {fmt!r}")
+    return fmt
 
 
-def extract_email_events(
-    *, run_id: str | None, lookback_days: int = EMAIL_LOOKBACK_DAYS
+def logical_interval(start: datetime | None, end: datetime | None) -> Interval | None:
+    """The run's data interval (None when Airflow gives none, e.g. an unscheduled DAG)."""
+    from lead_scoring.load.batch import Interval
+
+    if start is None or end is None:
+        return None
+    return Interval(start.astimezone(UTC), end.astimezone(UTC))
+
+
+def extract_contacts(
+    *, run_id: str | None, interval: Interval | None = None, full_refresh: bool = False
 ) -> dict[str, Any]:
-    """Marketing-email events of the last ``lookback_days`` into ``raw_crm.email_events``."""
+    """Contacts changed since the watermark (search), or all of them (list), into raw_crm."""
     from lead_scoring.crm.client import HubSpotClient
-    from lead_scoring.extract.hubspot import email_event_rows
-    from lead_scoring.load import EMAIL_EVENTS, load_batch
+    from lead_scoring.extract import jobs
 
-    end = datetime.now(UTC)
-    start = end - timedelta(days=lookback_days)
     crm = crm_config(via_airflow=True)
     with HubSpotClient(crm.base_url, crm.token) as client:
-        pages = client.iter_email_event_pages(
-            int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-        )
-        result = load_batch(
+        result = jobs.extract_contacts(
             warehouse_config(via_airflow=True),
-            table=EMAIL_EVENTS,
-            source="hubspot.email_events",
-            records=email_event_rows(pages),
+            client,
+            interval=interval,
+            full_refresh=full_refresh,
             run_id=run_id,
         )
+        log.info("CRM calls: %s", client.stats)
     return _load_summary(result)
 
 
-def load_web_events(*, run_id: str | None, path: str | None) -> dict[str, Any]:
-    """Every Segment JSONL file under the events folder into ``raw_analytics.web_events``."""
-    from lead_scoring.extract.segment import web_event_rows
-    from lead_scoring.load import WEB_EVENTS, load_batch
+def extract_email_events(*, run_id: str | None, interval: Interval | None = None) -> dict[str, Any]:
+    """Marketing-email events since the watermark (or the lookback) into raw_crm."""
+    from lead_scoring.crm.client import HubSpotClient
+    from lead_scoring.extract import jobs
 
-    result = load_batch(
+    crm = crm_config(via_airflow=True)
+    with HubSpotClient(crm.base_url, crm.token) as client:
+        result = jobs.extract_email_events(
+            warehouse_config(via_airflow=True),
+            client,
+            interval=interval,
+            lookback=timedelta(days=EMAIL_LOOKBACK_DAYS),
+            run_id=run_id,
+        )
+        log.info("CRM calls: %s", client.stats)
+    return _load_summary(result)
+
+
+def load_web_events(
+    *,
+    run_id: str | None,
+    path: str | None,
+    fmt: str | None = None,
+    interval: Interval | None = None,
+    full_refresh: bool = False,
+) -> dict[str, Any]:
+    """New or changed files of the web-analytics export into raw_analytics.web_events."""
+    from lead_scoring.extract import jobs
+
+    result = jobs.load_web_events(
         warehouse_config(via_airflow=True),
-        table=WEB_EVENTS,
-        source="segment.web_events",
-        records=web_event_rows(events_path(path)),
+        events_location(path),
+        fmt=events_format(fmt),
+        interval=interval,
+        full_refresh=full_refresh,
         run_id=run_id,
     )
     return _load_summary(result)
@@ -137,6 +160,7 @@ def _load_summary(result: Any) -> dict[str, Any]:
         "rows_inserted": result.rows_inserted,
         "rows_duplicate": result.rows_duplicate,
         "rows_quarantined": result.rows_quarantined,
+        "rows_replaced": result.rows_replaced,
         "quarantine_reasons": dict(result.quarantine_reasons),
         "seconds": round(result.seconds, 3),
     }

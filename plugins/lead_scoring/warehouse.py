@@ -42,6 +42,26 @@ create table if not exists {OPS}.load_batches (
     error text
 );
 
+-- One row per source: how far incremental extraction has got. Written in the same
+-- transaction as the load it describes, so it never runs ahead of committed data.
+create table if not exists {OPS}.extract_state (
+    source text primary key,
+    watermark timestamptz not null,
+    batch_id uuid not null,
+    updated_at timestamptz not null
+);
+
+-- Files an analytics load has read (path, size and modification stamp), so a run reads only
+-- new or changed files, and a re-run of an interval reads the same ones again.
+create table if not exists {OPS}.loaded_files (
+    source text not null,
+    path text not null,
+    fingerprint text not null,
+    batch_id uuid not null,
+    loaded_at timestamptz not null,
+    primary key (source, path)
+);
+
 create table if not exists {RAW_CRM}.contacts (
     contact_id text not null,
     updated_at timestamptz not null,
@@ -78,6 +98,15 @@ create table if not exists {RAW_ANALYTICS}.web_events (
     loaded_at timestamptz not null
 );
 """
+
+# Raw tables whose rows carry the logical interval of the run that loaded them.
+INTERVAL_TABLES = (
+    f"{RAW_CRM}.contacts",
+    f"{RAW_CRM}.email_events",
+    f"{RAW_ANALYTICS}.web_events",
+    f"{RAW_CRM}.quarantine",
+    f"{RAW_ANALYTICS}.quarantine",
+)
 
 QUARANTINE_DDL = """
 create table if not exists {schema}.quarantine (
@@ -117,3 +146,37 @@ def ensure_landing_zone(conn: psycopg.Connection[TupleRow]) -> None:
         conn.execute(DDL)
         for schema in (RAW_CRM, RAW_ANALYTICS):
             conn.execute(QUARANTINE_DDL.format(schema=schema))
+        _add_missing_columns(conn)
+
+
+# Columns added after the first release: (table, column, type). A warehouse created earlier
+# gains them in place. Only missing ones are added: ALTER TABLE takes an exclusive lock even
+# when there is nothing to do, which would make parallel loads wait for each other.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    (f"{OPS}.load_batches", "interval_start", "timestamptz"),
+    (f"{OPS}.load_batches", "interval_end", "timestamptz"),
+    (f"{OPS}.load_batches", "window_start", "timestamptz"),
+    (f"{OPS}.load_batches", "window_end", "timestamptz"),
+    (f"{OPS}.load_batches", "mode", "text"),
+    (f"{OPS}.load_batches", "replaced_by", "uuid"),
+    (f"{RAW_ANALYTICS}.web_events", "source_format", "text not null default 'segment'"),
+    *(
+        (table, column, "timestamptz")
+        for table in INTERVAL_TABLES
+        for column in ("interval_start", "interval_end")
+    ),
+)
+
+
+def _add_missing_columns(conn: psycopg.Connection[TupleRow]) -> None:
+    present = {
+        (f"{schema}.{table}", column)
+        for schema, table, column in conn.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where table_schema = any(%s)",
+            ([RAW_CRM, RAW_ANALYTICS, OPS],),
+        )
+    }
+    for table, column, type_ in ADDED_COLUMNS:
+        if (table, column) not in present:
+            conn.execute(f"alter table {table} add column {column} {type_}")

@@ -29,7 +29,10 @@ def line(event: object) -> bytes:
 def test_a_good_track_event_becomes_a_row() -> None:
     row = parse_line(line(GOOD), "day.jsonl", 7, NOW)
     assert not isinstance(row, Rejected)
-    message_id, kind, name, anonymous_id, user_id, moment, raw, source_file, source_line = row
+    (message_id, kind, name, anonymous_id, user_id, moment, raw, source_file, source_line, fmt) = (
+        row
+    )
+    assert fmt == "segment"
     assert (message_id, kind, name, anonymous_id, user_id) == (
         "m-1",
         "track",
@@ -85,3 +88,56 @@ def test_reads_plain_and_gzip_files_and_skips_blank_lines(tmp_path: Path) -> Non
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         list(web_event_rows(tmp_path / "nowhere"))
+
+
+GA4_ROW = {
+    "event_date": "20260531",
+    "event_timestamp": 1780221600123456,
+    "event_name": "page_view",
+    "event_params": [
+        {"key": "page_location", "value": {"string_value": "https://ex.com/pricing?utm_source=g"}},
+        {"key": "page_title", "value": {"string_value": "Pricing"}},
+        {"key": "ga_session_id", "value": {"int_value": 1717}},
+    ],
+    "user_pseudo_id": "123.456",
+    "user_id": None,
+    "user_properties": [{"key": "email", "value": {"string_value": "a@x.com"}}],
+}
+
+
+def test_ga4_rows_become_segment_shaped_events(tmp_path: Path) -> None:
+    click = {**GA4_ROW, "event_name": "generate_lead", "user_id": "u-9", "event_params": []}
+    (tmp_path / "events_20260531.json").write_bytes(
+        line(GA4_ROW) + line(GA4_ROW) + line(click) + line({**GA4_ROW, "event_timestamp": "soon"})
+    )
+    rows = list(web_event_rows(tmp_path, fmt="ga4", now=NOW))
+    good = [r for r in rows if not isinstance(r, Rejected)]
+    bad = [r for r in rows if isinstance(r, Rejected)]
+    assert [r.reason for r in bad] == ["bad_timestamp"]
+    page, again, lead = good
+    assert page[0] == again[0]  # the same exported row twice: one messageId, deduplicated on load
+    assert page[0] != lead[0]
+    assert page[1:5] == ("page", "Pricing", "123.456", None)
+    assert lead[1:5] == ("track", "generate_lead", "123.456", "u-9")
+    assert page[5] == datetime(2026, 5, 31, 10, 0, 0, 123456, tzinfo=UTC)
+    stored = json.loads(page[6])
+    assert stored["context"]["page"]["path"] == "/pricing"
+    assert stored["traits"] == {"email": "a@x.com"}
+    assert stored["ga4"] == GA4_ROW  # the original row is kept whole
+    assert page[9] == "ga4"
+
+
+def test_reads_an_fsspec_url(tmp_path: Path) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/export/2026/05/31/part-0.jsonl", line(GOOD) + line({**GOOD, "messageId": "m-2"}))
+    fs.pipe("/export/2026/05/31/_SUCCESS", b"")
+    try:
+        rows = list(web_event_rows("memory://export", now=NOW))
+    finally:
+        fs.rm("/export", recursive=True)
+    assert [(r[0], r[7]) for r in rows if not isinstance(r, Rejected)] == [
+        ("m-1", "2026/05/31/part-0.jsonl"),
+        ("m-2", "2026/05/31/part-0.jsonl"),
+    ]

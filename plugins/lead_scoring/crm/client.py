@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -25,6 +26,9 @@ import httpx
 log = logging.getLogger(__name__)
 
 LIST_PAGE_MAX = 100
+SEARCH_PAGE_MAX = 200
+SEARCH_RESULTS_MAX = 10_000  # HubSpot answers 400 when a query pages past this
+SEARCH_MIN_INTERVAL = 0.22  # seconds: HubSpot allows 5 searches per second (margin for clocks)
 BATCH_MAX = 100
 EMAIL_EVENTS_PAGE_MAX = 1000
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -116,6 +120,7 @@ class HubSpotClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         sleep: Any = time.sleep,
+        search_min_interval: float = SEARCH_MIN_INTERVAL,
     ) -> None:
         if not token:
             raise ValueError("a HubSpot token is required")
@@ -132,6 +137,8 @@ class HubSpotClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self._sleep = sleep
+        self.search_min_interval = search_min_interval
+        self._last_search = 0.0
         self.rate_limit = RateLimit()
         self.stats = ClientStats()
 
@@ -232,6 +239,107 @@ class HubSpotClient:
             if not after:
                 return
 
+    def search_contact_pages(
+        self,
+        properties: Sequence[str],
+        *,
+        modified_from: datetime,
+        modified_to: datetime,
+        limit: int = SEARCH_PAGE_MAX,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Contacts whose ``lastmodifieddate`` is in ``[modified_from, modified_to]``, a page at
+        a time, each exactly once.
+
+        Sorted by ``hs_object_id`` and paged with ``after``; before a query would page past
+        HubSpot's 10,000-result cap it restarts with ``hs_object_id > last id seen``. Keying the
+        restart on the id rather than the timestamp is what keeps a bulk job that stamped more
+        than 10,000 records with one ``lastmodifieddate`` from looping (Airbyte #43317).
+        """
+        if not 1 <= limit <= SEARCH_PAGE_MAX:
+            raise ValueError(f"limit must be 1..{SEARCH_PAGE_MAX}")
+        window = [
+            {
+                "propertyName": "lastmodifieddate",
+                "operator": "GTE",
+                "value": _epoch_ms(modified_from),
+            },
+            {
+                "propertyName": "lastmodifieddate",
+                "operator": "LTE",
+                "value": _epoch_ms(modified_to),
+            },
+        ]
+        last_id = 0
+        offset = 0
+        while True:
+            filters = [*window]
+            if last_id:
+                filters.append(
+                    {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)}
+                )
+            body: dict[str, Any] = {
+                "filterGroups": [{"filters": filters}],
+                "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                "properties": list(properties),
+                "limit": limit,
+            }
+            if offset:
+                body["after"] = str(offset)
+            self._pace_search()
+            answer = self.request("POST", "/crm/v3/objects/contacts/search", json=body).json()
+            results = list(answer.get("results", []))
+            if results:
+                yield results
+            following = ((answer.get("paging") or {}).get("next") or {}).get("after")
+            if not following or not results:
+                return
+            if int(following) + limit > SEARCH_RESULTS_MAX:
+                last_id = max(int(r["id"]) for r in results)
+                offset = 0
+            else:
+                offset = int(following)
+
+    def _pace_search(self) -> None:
+        """Keep search calls under HubSpot's per-second search limit instead of meeting 429s."""
+        wait = self._last_search + self.search_min_interval - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
+        self._last_search = time.monotonic()
+
+    def batch_read_contacts(
+        self, ids: Sequence[str], properties: Sequence[str], *, id_property: str | None = None
+    ) -> BatchResult:
+        """Read up to 100 contacts by id (or a unique property); 207 names the missing ones."""
+        if len(ids) > BATCH_MAX:
+            raise ValueError(f"at most {BATCH_MAX} inputs per batch, got {len(ids)}")
+        body: dict[str, Any] = {
+            "properties": list(properties),
+            "propertiesWithHistory": [],
+            "inputs": [{"id": str(i)} for i in ids],
+        }
+        if id_property:
+            body["idProperty"] = id_property
+        response = self.request(
+            "POST", "/crm/v3/objects/contacts/batch/read", json=body, ok=(200, 207)
+        )
+        answer = response.json()
+        return BatchResult(
+            response.status_code, answer.get("results", []), answer.get("errors", [])
+        )
+
+    def batch_upsert_contacts(self, inputs: Sequence[dict[str, Any]]) -> BatchResult:
+        """Create or update up to 100 contacts by email (``{"id": email, "properties": ...}``)."""
+        if len(inputs) > BATCH_MAX:
+            raise ValueError(f"at most {BATCH_MAX} inputs per batch, got {len(inputs)}")
+        body = {"inputs": [{"idProperty": "email", **item} for item in inputs]}
+        response = self.request(
+            "POST", "/crm/v3/objects/contacts/batch/upsert", json=body, ok=(200, 207)
+        )
+        answer = response.json()
+        return BatchResult(
+            response.status_code, answer.get("results", []), answer.get("errors", [])
+        )
+
     def batch_update_contacts(self, inputs: Sequence[dict[str, Any]]) -> BatchResult:
         """Update up to 100 contacts in one call; 207 answers carry the per-record failures."""
         if not inputs:
@@ -277,6 +385,13 @@ class HubSpotClient:
             offset = body.get("offset")
             if not body.get("hasMore") or not offset:
                 return
+
+
+def _epoch_ms(moment: datetime) -> str:
+    """Search filters take dates as epoch milliseconds in a string."""
+    if moment.tzinfo is None:
+        raise ValueError("search windows need timezone-aware datetimes")
+    return str(int(moment.timestamp() * 1000))
 
 
 def _error_from(response: httpx.Response) -> HubSpotError:

@@ -7,6 +7,11 @@ quarantine rows and the batch's ``committed`` status land together or not at all
 leaves the previous state, never half of the new one.
 
 Merges skip what is already there (same key), which is what makes re-running a load idempotent.
+A load may also name its *logical interval* (the Airflow data interval): its rows carry it, and
+with ``replace_interval`` the rows an earlier committed batch of the same source and interval
+added are deleted in the same transaction, so re-running an interval replaces its rows. A load
+may advance its source's watermark (``lead_scoring_ops.extract_state``), again in the same
+transaction: the watermark never runs ahead of committed data.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -48,6 +53,7 @@ class LoadResult:
     rows_read: int = 0
     rows_inserted: int = 0
     rows_quarantined: int = 0
+    rows_replaced: int = 0
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -60,11 +66,30 @@ class LoadResult:
         reasons = (
             ", ".join(f"{r}={n}" for r, n in sorted(self.quarantine_reasons.items())) or "none"
         )
+        replaced = (
+            f", replaced {self.rows_replaced} from an earlier run of this interval"
+            if self.rows_replaced
+            else ""
+        )
         return (
             f"{self.source}: read {self.rows_read}, inserted {self.rows_inserted}, "
             f"already present {self.rows_duplicate}, quarantined {self.rows_quarantined} "
-            f"({reasons}) in {self.seconds:.1f}s [batch {self.batch_id}]"
+            f"({reasons}){replaced} in {self.seconds:.1f}s [batch {self.batch_id}]"
         )
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A logical interval ``[start, end)``: what an Airflow run is responsible for."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("interval bounds must be timezone-aware")
+        if self.end < self.start:
+            raise ValueError(f"interval ends ({self.end}) before it starts ({self.start})")
 
 
 @dataclass(frozen=True)
@@ -120,14 +145,28 @@ def load_batch(
     source: str,
     records: Iterable[Sequence[Any] | Rejected],
     run_id: str | None = None,
+    interval: Interval | None = None,
+    window: tuple[datetime | None, datetime | None] = (None, None),
+    mode: str = "append",
+    replace_interval: bool = False,
+    watermark: datetime | None = None,
+    in_transaction: Callable[[psycopg.Connection[Any], str], None] | None = None,
 ) -> LoadResult:
     """Load ``records`` (rows in ``table.columns`` order, or ``Rejected``) as one batch.
 
-    Each row is prefixed with the batch id and load time, so ``table.columns`` must end with
-    ``batch_id, loaded_at`` and the rows carry the other columns.
+    Each row is suffixed with the batch id, load time and logical interval, so
+    ``table.columns`` must end with ``batch_id, loaded_at, interval_start, interval_end`` and
+    the rows carry the other columns. ``window`` and ``mode`` are recorded on the batch (what
+    was asked of the source). ``replace_interval`` deletes the rows of earlier committed batches
+    of this source and ``interval``; ``watermark`` advances the source's watermark (never moves
+    it back); ``in_transaction(conn, batch_id)`` adds the caller's own writes to the batch's
+    transaction. All of it commits together, or none of it does.
     """
+    if replace_interval and interval is None:
+        raise ValueError("replace_interval needs an interval")
     batch_id = str(uuid.uuid4())
     loaded_at = datetime.now(UTC)
+    bounds = (interval.start, interval.end) if interval else (None, None)
     result = LoadResult(batch_id=batch_id, source=source)
     started = time.monotonic()
     rejected: list[Rejected] = []
@@ -138,17 +177,20 @@ def load_batch(
             if isinstance(record, Rejected):
                 rejected.append(record)
                 continue
-            yield (*record, batch_id, loaded_at)
+            yield (*record, batch_id, loaded_at, *bounds)
 
     with connect(config, autocommit=True) as control:
         ensure_landing_zone(control)
         control.execute(
-            f"insert into {OPS}.load_batches (batch_id, source, run_id, started_at, status) "
-            "values (%s, %s, %s, %s, 'running')",
-            (batch_id, source, run_id, loaded_at),
+            f"insert into {OPS}.load_batches (batch_id, source, run_id, started_at, status, "
+            "interval_start, interval_end, window_start, window_end, mode) "
+            "values (%s, %s, %s, %s, 'running', %s, %s, %s, %s, %s)",
+            (batch_id, source, run_id, loaded_at, *bounds, *window, mode),
         )
         try:
             with connect(config) as conn, conn.transaction():
+                if replace_interval and interval is not None:
+                    result.rows_replaced = _delete_interval(conn, table, source, interval, batch_id)
                 _copy(conn, "staging_rows", table.target, table.columns, valid_rows(), source)
                 merged = conn.execute(
                     sql.SQL(table.merge).format(
@@ -159,7 +201,11 @@ def load_batch(
                 result.rows_quarantined = len(rejected)
                 result.quarantine_reasons = Counter(r.reason for r in rejected)
                 if rejected:
-                    _quarantine(conn, table.schema, source, rejected, batch_id, loaded_at)
+                    _quarantine(conn, table.schema, source, rejected, batch_id, loaded_at, bounds)
+                if in_transaction is not None:
+                    in_transaction(conn, batch_id)
+                if watermark is not None:
+                    _advance_watermark(conn, source, watermark, batch_id)
                 result.seconds = time.monotonic() - started
                 conn.execute(
                     f"update {OPS}.load_batches set status = 'committed', finished_at = now(), "
@@ -184,6 +230,79 @@ def load_batch(
     return result
 
 
+def _delete_interval(
+    conn: psycopg.Connection[Any], table: RawTable, source: str, interval: Interval, batch_id: str
+) -> int:
+    """Delete what earlier committed batches of this source and interval added; mark them."""
+    earlier = [
+        row[0]
+        for row in conn.execute(
+            f"select batch_id from {OPS}.load_batches where source = %s and status = 'committed' "
+            "and interval_start = %s and interval_end = %s and replaced_by is null for update",
+            (source, interval.start, interval.end),
+        )
+    ]
+    if not earlier:
+        return 0
+    deleted = conn.execute(
+        sql.SQL("delete from {} where batch_id = any(%s)").format(table.target), (earlier,)
+    ).rowcount
+    conn.execute(
+        sql.SQL("delete from {}.quarantine where batch_id = any(%s)").format(
+            sql.Identifier(table.schema)
+        ),
+        (earlier,),
+    )
+    conn.execute(
+        f"update {OPS}.load_batches set replaced_by = %s where batch_id = any(%s)",
+        (batch_id, earlier),
+    )
+    log.info(
+        "%s: re-run of interval [%s, %s): %d row(s) of %d earlier batch(es) replaced",
+        source,
+        interval.start.isoformat(),
+        interval.end.isoformat(),
+        deleted,
+        len(earlier),
+    )
+    return deleted
+
+
+def _advance_watermark(
+    conn: psycopg.Connection[Any], source: str, watermark: datetime, batch_id: str
+) -> None:
+    conn.execute(
+        f"insert into {OPS}.extract_state (source, watermark, batch_id, updated_at) "
+        "values (%s, %s, %s, now()) on conflict (source) do update set "
+        "watermark = greatest(extract_state.watermark, excluded.watermark), "
+        "batch_id = excluded.batch_id, updated_at = excluded.updated_at",
+        (source, watermark, batch_id),
+    )
+
+
+def read_watermark(conn: psycopg.Connection[Any], source: str) -> datetime | None:
+    """The source's committed watermark, or None before its first load."""
+    row = conn.execute(
+        f"select watermark from {OPS}.extract_state where source = %s", (source,)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def previous_window(
+    conn: psycopg.Connection[Any], source: str, interval: Interval
+) -> tuple[datetime, datetime, str] | None:
+    """Window and mode of the latest committed batch of this source and interval (a re-run
+    extracts the same window again), or None when the interval was never loaded."""
+    row = conn.execute(
+        f"select window_start, window_end, mode from {OPS}.load_batches "
+        "where source = %s and status = 'committed' and interval_start = %s "
+        "and interval_end = %s and window_start is not null and window_end is not null "
+        "order by started_at desc limit 1",
+        (source, interval.start, interval.end),
+    ).fetchone()
+    return None if row is None else (row[0], row[1], row[2])
+
+
 def _quarantine(
     conn: psycopg.Connection[Any],
     schema: str,
@@ -191,11 +310,12 @@ def _quarantine(
     rejected: Sequence[Rejected],
     batch_id: str,
     loaded_at: datetime,
+    bounds: tuple[datetime | None, datetime | None],
 ) -> None:
     target = sql.SQL("{}.quarantine").format(sql.Identifier(schema))
     columns = (
         "source", "reason", "detail", "raw_payload", "payload_hash",
-        "source_file", "source_line", "batch_id", "loaded_at",
+        "source_file", "source_line", "batch_id", "loaded_at", "interval_start", "interval_end",
     )  # fmt: skip
     rows = (
         (
@@ -208,6 +328,7 @@ def _quarantine(
             r.source_line,
             batch_id,
             loaded_at,
+            *bounds,
         )
         for r in rejected
     )

@@ -13,6 +13,9 @@ from __future__ import annotations
 from lead_scoring.load.batch import RawTable
 from lead_scoring.warehouse import RAW_ANALYTICS, RAW_CRM
 
+# What the loader appends to every row (see load_batch).
+LINEAGE = ("batch_id", "loaded_at", "interval_start", "interval_end")
+
 CONTACTS = RawTable(
     RAW_CRM,
     "contacts",
@@ -23,14 +26,15 @@ CONTACTS = RawTable(
         "properties_hash",
         "archived",
         "raw",
-        "batch_id",
-        "loaded_at",
+        *LINEAGE,
     ),
     """
-    insert into {target}
-        (contact_id, updated_at, properties, properties_hash, archived, raw, batch_id, loaded_at)
+    insert into {target} (
+        contact_id, updated_at, properties, properties_hash, archived, raw,
+        batch_id, loaded_at, interval_start, interval_end
+    )
     select s.contact_id, s.updated_at, s.properties, s.properties_hash, s.archived, s.raw,
-           s.batch_id, s.loaded_at
+           s.batch_id, s.loaded_at, s.interval_start, s.interval_end
     from (
         select distinct on (contact_id) *
         from {staging}
@@ -51,11 +55,15 @@ CONTACTS = RawTable(
 EMAIL_EVENTS = RawTable(
     RAW_CRM,
     "email_events",
-    ("event_id", "event_type", "recipient", "created_at", "raw", "batch_id", "loaded_at"),
+    ("event_id", "event_type", "recipient", "created_at", "raw", *LINEAGE),
     """
-    insert into {target} (event_id, event_type, recipient, created_at, raw, batch_id, loaded_at)
+    insert into {target} (
+        event_id, event_type, recipient, created_at, raw,
+        batch_id, loaded_at, interval_start, interval_end
+    )
     select distinct on (event_id)
-        event_id, event_type, recipient, created_at, raw, batch_id, loaded_at
+        event_id, event_type, recipient, created_at, raw,
+        batch_id, loaded_at, interval_start, interval_end
     from {staging}
     order by event_id
     on conflict (event_id) do nothing
@@ -75,17 +83,19 @@ WEB_EVENTS = RawTable(
         "raw",
         "source_file",
         "source_line",
-        "batch_id",
-        "loaded_at",
+        "source_format",
+        *LINEAGE,
     ),
     """
     insert into {target} (
         message_id, event_type, event_name, anonymous_id, user_id, event_timestamp,
-        raw, source_file, source_line, batch_id, loaded_at
+        raw, source_file, source_line, source_format,
+        batch_id, loaded_at, interval_start, interval_end
     )
     select distinct on (message_id)
         message_id, event_type, event_name, anonymous_id, user_id, event_timestamp,
-        raw, source_file, source_line, batch_id, loaded_at
+        raw, source_file, source_line, source_format,
+        batch_id, loaded_at, interval_start, interval_end
     from {staging}
     order by message_id, source_file, source_line
     on conflict (message_id) do nothing

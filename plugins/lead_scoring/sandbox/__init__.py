@@ -4,6 +4,6 @@ Run it on its own with ``lead-scoring sandbox --port 8765``.
 """
 
 from lead_scoring.sandbox.portal import Portal
-from lead_scoring.sandbox.server import RateLimiter, Sandbox
+from lead_scoring.sandbox.server import Faults, RateLimiter, Sandbox
 
-__all__ = ["Portal", "RateLimiter", "Sandbox"]
+__all__ = ["Faults", "Portal", "RateLimiter", "Sandbox"]

@@ -8,6 +8,7 @@ and SQLite serialises writers anyway.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -108,6 +109,8 @@ class Portal:
                 body text not null
             );
             create index if not exists email_events_created on email_events (created, id);
+            create index if not exists contacts_updated on contacts (updated_at, id);
+            create index if not exists contacts_created on contacts (created_at, id);
             create table if not exists request_log (
                 id integer primary key autoincrement,
                 at text not null,
@@ -302,6 +305,177 @@ class Portal:
                 400, "VALIDATION_ERROR", f'"{value}" is not a valid option for property "{name}"'
             )
 
+    # ------------------------------------------------------------------ search
+    def search_contacts(
+        self,
+        *,
+        filter_groups: Sequence[Sequence[dict[str, Any]]],
+        sort: tuple[str, bool] | None,
+        query: str | None,
+        properties: Sequence[str] | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of matching contacts and the total count (filters AND within a group, OR
+        across groups; ``sort`` is (property, descending), ties broken by id)."""
+        with self._lock:
+            definitions = self._definitions()
+            where: list[str] = ["archived = 0"]
+            params: list[Any] = []
+            groups: list[str] = []
+            for group in filter_groups:
+                parts: list[str] = []
+                for condition in group:
+                    clause, values = _filter_sql(definitions, condition)
+                    parts.append(clause)
+                    params.extend(values)
+                if parts:
+                    groups.append("(" + " and ".join(parts) + ")")
+            if groups:
+                where.append("(" + " or ".join(groups) + ")")
+            if query:
+                like = f"%{query.lower()}%"
+                where.append(
+                    "(email like ? or lower(json_extract(properties, '$.firstname')) like ? "
+                    "or lower(json_extract(properties, '$.lastname')) like ? "
+                    "or lower(json_extract(properties, '$.company')) like ?)"
+                )
+                params.extend([like] * 4)
+            order = "id"
+            if sort is not None:
+                name, descending = sort
+                if name not in definitions:
+                    raise PortalError(400, "VALIDATION_ERROR", f'Unknown sort property "{name}"')
+                column, _ = _column(definitions, name)
+                order = f"{column} {'desc' if descending else 'asc'}, id"
+            condition_sql = " and ".join(where)
+            total = self._db.execute(
+                f"select count(*) from contacts where {condition_sql}",
+                params,
+            ).fetchone()[0]
+            rows = self._db.execute(
+                f"select * from contacts where {condition_sql} order by {order} limit ? offset ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return [self._record(r, properties) for r in rows], int(total)
+
+    # ------------------------------------------------------------------ batch read / upsert
+    def read_contacts(
+        self, keys: Sequence[str], *, id_property: str, properties: Sequence[str] | None
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Records for ``keys`` (by id or a unique property), and the keys not found."""
+        if id_property not in ("hs_object_id", "email"):
+            raise PortalError(400, "VALIDATION_ERROR", f"idProperty {id_property} is not unique")
+        found: list[dict[str, Any]] = []
+        missing: list[str] = []
+        with self._lock:
+            for key in keys:
+                row = self._find(id_property, str(key))
+                if row is None:
+                    missing.append(str(key))
+                else:
+                    found.append(self._record(row, properties))
+        return found, missing
+
+    def upsert_contacts(self, inputs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create or update contacts by a unique property (``email``); results carry ``new``."""
+        with self._lock:
+            definitions = self._definitions()
+            for item in inputs:
+                if not isinstance(item, dict) or not item.get("id"):
+                    raise PortalError(400, "VALIDATION_ERROR", "every input needs an id")
+                if item.get("idProperty") != "email":
+                    raise PortalError(
+                        400, "VALIDATION_ERROR", "batch upsert needs idProperty 'email' per input"
+                    )
+                props = item.get("properties")
+                if not isinstance(props, dict):
+                    raise PortalError(400, "VALIDATION_ERROR", "every input needs properties")
+                for name, value in props.items():
+                    self._check_value(definitions, name, value)
+            emails = [str(i["id"]).lower() for i in inputs]
+            if len(set(emails)) != len(emails):
+                raise PortalError(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
+            stamp = now_iso()
+            results: list[dict[str, Any]] = []
+            self._db.execute("begin")
+            try:
+                for email, item in zip(emails, inputs, strict=True):
+                    row = self._find("email", email)
+                    changes = {k: _stringify(v) for k, v in item["properties"].items()}
+                    if row is None:
+                        props = {k: v for k, v in {**changes, "email": email}.items() if v != ""}
+                        cursor = self._db.execute(
+                            "insert into contacts (email, properties, created_at, updated_at) "
+                            "values (?, ?, ?, ?)",
+                            (email, json.dumps(props, sort_keys=True), stamp, stamp),
+                        )
+                        row_id, new = cursor.lastrowid, True
+                    else:
+                        props = json.loads(row["properties"])
+                        props.update(changes)
+                        props = {k: v for k, v in props.items() if v != ""}
+                        props["email"] = email
+                        self._db.execute(
+                            "update contacts set properties = ?, updated_at = ? where id = ?",
+                            (json.dumps(props, sort_keys=True), stamp, row["id"]),
+                        )
+                        row_id, new = row["id"], False
+                    fresh = self._db.execute(
+                        "select * from contacts where id = ?", (row_id,)
+                    ).fetchone()
+                    record = self._record(fresh, list(item["properties"]))
+                    record["new"] = new
+                    results.append(record)
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+        return results
+
+    def create_contacts(self, inputs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create contacts; an email that exists fails the whole request with 409."""
+        with self._lock:
+            definitions = self._definitions()
+            for item in inputs:
+                props = item.get("properties") if isinstance(item, dict) else None
+                if not isinstance(props, dict):
+                    raise PortalError(400, "VALIDATION_ERROR", "every input needs properties")
+                for name, value in props.items():
+                    self._check_value(definitions, name, value)
+            stamp = now_iso()
+            results: list[dict[str, Any]] = []
+            self._db.execute("begin")
+            try:
+                for item in inputs:
+                    props = {k: _stringify(v) for k, v in item["properties"].items() if v != ""}
+                    email = (props.get("email") or "").lower() or None
+                    if email:
+                        props["email"] = email
+                        existing = self._db.execute(
+                            "select id from contacts where email = ?", (email,)
+                        ).fetchone()
+                        if existing is not None:
+                            raise PortalError(
+                                409,
+                                "CONFLICT",
+                                f"Contact already exists. Existing ID: {existing['id']}",
+                            )
+                    cursor = self._db.execute(
+                        "insert into contacts (email, properties, created_at, updated_at) "
+                        "values (?, ?, ?, ?)",
+                        (email, json.dumps(props, sort_keys=True), stamp, stamp),
+                    )
+                    fresh = self._db.execute(
+                        "select * from contacts where id = ?", (cursor.lastrowid,)
+                    ).fetchone()
+                    results.append(self._record(fresh, list(item["properties"])))
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+        return results
+
     def get_contacts(
         self, ids: Iterable[str], properties: Sequence[str] | None
     ) -> dict[str, dict[str, Any]]:
@@ -472,3 +646,102 @@ class Portal:
             "email_events": events,
             "requests": [dict(r) for r in rows],
         }
+
+
+# ---------------------------------------------------------------------- search filters
+SEARCH_OPERATORS = frozenset(
+    {
+        "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
+        "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN",
+    }
+)  # fmt: skip
+_COLUMNS = {
+    "hs_object_id": "id",
+    "lastmodifieddate": "updated_at",
+    "createdate": "created_at",
+    "email": "email",
+}
+
+
+def _column(definitions: dict[str, dict[str, Any]], name: str) -> tuple[str, str]:
+    """The SQL expression holding property ``name`` and its HubSpot type."""
+    type_ = str(definitions[name]["type"])
+    if name == "hs_object_id":
+        return "id", type_  # the integer primary key itself, so id ranges use the index
+    column = _COLUMNS.get(name)
+    if column is None:
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            raise PortalError(400, "VALIDATION_ERROR", f'Invalid property name "{name}"')
+        column = f"json_extract(properties, '$.{name}')"
+    if type_ == "number":
+        column = f"cast({column} as real)"
+    elif type_ not in ("date", "datetime"):
+        column = f"lower({column})"
+    return column, type_
+
+
+def _filter_value(type_: str, value: Any) -> Any:
+    """A filter value in the stored form: dates as ISO text (from epoch ms or ISO), numbers as
+    numbers, text lower-cased (HubSpot's text comparisons ignore case)."""
+    text = "" if value is None else str(value)
+    if type_ in ("date", "datetime"):
+        if text.lstrip("-").isdigit():
+            return iso(datetime.fromtimestamp(int(text) / 1000, tz=UTC))
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise PortalError(
+                400, "VALIDATION_ERROR", f"{value!r} is not a valid date (epoch millis or ISO)"
+            ) from None
+        return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    if type_ == "number":
+        try:
+            return float(text)
+        except ValueError:
+            raise PortalError(400, "VALIDATION_ERROR", f"{value!r} is not a number") from None
+    return text.lower()
+
+
+def _filter_sql(
+    definitions: dict[str, dict[str, Any]], condition: dict[str, Any]
+) -> tuple[str, list[Any]]:
+    name, operator = condition.get("propertyName"), condition.get("operator")
+    if not isinstance(name, str) or operator not in SEARCH_OPERATORS:
+        raise PortalError(
+            400,
+            "VALIDATION_ERROR",
+            f"a filter needs propertyName and an operator in {sorted(SEARCH_OPERATORS)}",
+        )
+    if name not in definitions:
+        raise PortalError(400, "VALIDATION_ERROR", f'Property "{name}" does not exist')
+    column, type_ = _column(definitions, name)
+    if operator == "HAS_PROPERTY":
+        return f"({column} is not null and {column} != '')", []
+    if operator == "NOT_HAS_PROPERTY":
+        return f"({column} is null or {column} = '')", []
+    if operator in ("IN", "NOT_IN"):
+        values = condition.get("values")
+        if not isinstance(values, list) or not values:
+            raise PortalError(400, "VALIDATION_ERROR", f"{operator} needs a values list")
+        marks = ", ".join("?" for _ in values)
+        converted = [_filter_value(type_, v) for v in values]
+        if operator == "IN":
+            return f"{column} in ({marks})", converted
+        return f"({column} is null or {column} not in ({marks}))", converted
+    if operator in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+        token = str(condition.get("value", "")).lower().replace("*", "%")
+        pattern = token if "%" in token else f"%{token}%"
+        if operator == "CONTAINS_TOKEN":
+            return f"{column} like ?", [pattern]
+        return f"({column} is null or {column} not like ?)", [pattern]
+    if "value" not in condition:
+        raise PortalError(400, "VALIDATION_ERROR", f"{operator} needs a value")
+    value = _filter_value(type_, condition["value"])
+    if operator == "BETWEEN":
+        if "highValue" not in condition:
+            raise PortalError(400, "VALIDATION_ERROR", "BETWEEN needs value and highValue")
+        return f"{column} between ? and ?", [value, _filter_value(type_, condition["highValue"])]
+    if operator == "NEQ":
+        return f"({column} is null or {column} != ?)", [value]
+    sign = {"EQ": "=", "LT": "<", "LTE": "<=", "GT": ">", "GTE": ">="}[operator]
+    return f"{column} {sign} ?", [value]

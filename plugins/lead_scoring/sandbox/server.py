@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
+import random
 import re
+import socket
 import threading
 import time
 import uuid
@@ -34,6 +37,11 @@ from lead_scoring.sandbox.portal import Portal, PortalError, now_iso
 log = logging.getLogger(__name__)
 
 LIST_LIMIT_MAX = 100
+SEARCH_LIMIT_MAX = 200
+SEARCH_RESULTS_MAX = 10_000
+SEARCH_FILTER_GROUPS_MAX = 5
+SEARCH_FILTERS_PER_GROUP_MAX = 10
+SEARCH_FILTERS_MAX = 25
 BATCH_MAX = 100
 EMAIL_EVENTS_LIMIT_MAX = 1000
 
@@ -45,9 +53,23 @@ class RateLimiter:
     per_interval: int = 190
     interval_ms: int = 10_000
     daily: int = 1_000_000
+    search_per_second: int = 5
     _calls: dict[str, deque[float]] = field(default_factory=dict)
+    _searches: dict[str, deque[float]] = field(default_factory=dict)
     _daily: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_search(self, token: str) -> bool:
+        """Count a search call against the per-second search limit; False when over it."""
+        now = time.monotonic()
+        with self._lock:
+            calls = self._searches.setdefault(token, deque())
+            while calls and now - calls[0] >= 1.0:
+                calls.popleft()
+            if len(calls) >= self.search_per_second:
+                return False
+            calls.append(now)
+            return True
 
     def take(self, token: str) -> tuple[str | None, dict[str, str]]:
         """Count a call. Returns the exceeded policy (or None) and the headers to send."""
@@ -75,6 +97,77 @@ class RateLimiter:
                 "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily - used_today)),
             }
         return policy, headers
+
+
+@dataclass
+class Faults:
+    """Fault injection for reliability tests: each API call (never a ``/_sandbox/`` one) draws
+    whether it is answered with a 429, a 5xx, or has its connection dropped without an answer,
+    before the portal sees it; ``latency_ms`` delays every answer. All off by default."""
+
+    rate_429: float = 0.0
+    rate_5xx: float = 0.0
+    drop_rate: float = 0.0
+    latency_ms: int = 0
+    seed: int | None = None
+    injected: dict[str, int] = field(default_factory=lambda: {"429": 0, "5xx": 0, "drop": 0})
+    _rng: random.Random = field(default_factory=random.Random)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.validate()
+        if self.seed is not None:
+            self._rng.seed(self.seed)
+
+    def validate(self) -> None:
+        for name in ("rate_429", "rate_5xx", "drop_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a share between 0 and 1, got {value}")
+        if self.rate_429 + self.rate_5xx + self.drop_rate > 1.0:
+            raise ValueError("the fault shares add up to more than 1")
+        if self.latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms}")
+
+    def update(self, settings: dict[str, Any]) -> None:
+        with self._lock:
+            for name in ("rate_429", "rate_5xx", "drop_rate"):
+                if name in settings:
+                    setattr(self, name, float(settings[name]))
+            if "latency_ms" in settings:
+                self.latency_ms = int(settings["latency_ms"])
+            if settings.get("seed") is not None:
+                self._rng.seed(settings["seed"])
+            self.validate()
+
+    def draw(self) -> str | None:
+        """The fault for this call: "429", "5xx", "drop" or None."""
+        with self._lock:
+            roll = self._rng.random()
+            for name, share in (
+                ("429", self.rate_429),
+                ("5xx", self.rate_5xx),
+                ("drop", self.drop_rate),
+            ):
+                if roll < share:
+                    self.injected[name] += 1
+                    return name
+                roll -= share
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "rate_429": self.rate_429,
+                "rate_5xx": self.rate_5xx,
+                "drop_rate": self.drop_rate,
+                "latency_ms": self.latency_ms,
+                "injected": dict(self.injected),
+            }
+
+
+class _Dropped(Exception):
+    """Raised inside a request to close the connection without answering."""
 
 
 class _Answer(Exception):
@@ -116,12 +209,18 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], portal: Portal, token: str, limiter: RateLimiter
+        self,
+        address: tuple[str, int],
+        portal: Portal,
+        token: str,
+        limiter: RateLimiter,
+        faults: Faults,
     ) -> None:
         super().__init__(address, SandboxHandler)
         self.portal = portal
         self.token = token
         self.limiter = limiter
+        self.faults = faults
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
@@ -162,6 +261,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             route_name, handler, match = _route(method, parts.path)
             token = self._authenticate()
             if not route_name.startswith("sandbox."):
+                self._inject_faults(method, route_name)
                 policy, headers = self.server.limiter.take(token)
                 if policy is not None:
                     message = (
@@ -180,6 +280,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
                             "groupName": "publicapi:private-app-api-calls:sandbox",
                         },
                     )
+                if route_name == "contacts.search" and not self.server.limiter.take_search(token):
+                    raise _Answer(
+                        429,
+                        {
+                            "status": "error",
+                            "message": "You have reached your secondly limit.",
+                            "errorType": "RATE_LIMIT",
+                            "correlationId": str(uuid.uuid4()),
+                            "policyName": "SECONDLY",
+                            "groupName": "publicapi:search-api-calls:sandbox",
+                        },
+                    )
             try:
                 body = json.loads(raw) if raw else None
             except json.JSONDecodeError as exc:
@@ -187,6 +299,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if isinstance(body, dict) and isinstance(body.get("inputs"), list):
                 records = len(body["inputs"])
             status, answer = handler(self, query, body, match)
+        except _Dropped:
+            self.server.portal.log_request(method, route_name, 0, records)
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         except _Answer as answer_exc:
             status, answer = answer_exc.status, answer_exc.body
         except PortalError as exc:
@@ -196,6 +314,29 @@ class SandboxHandler(BaseHTTPRequestHandler):
             status, answer = 500, _error(500, "INTERNAL_ERROR", "Internal error").body
         self.server.portal.log_request(method, route_name, status, records)
         self._send(status, answer, headers)
+
+    def _inject_faults(self, method: str, route_name: str) -> None:
+        faults = self.server.faults
+        if faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000)
+        fault = faults.draw()
+        if fault == "drop":
+            raise _Dropped
+        if fault == "429":
+            raise _Answer(
+                429,
+                {
+                    "status": "error",
+                    "message": "You have reached your ten_secondly_rolling limit.",
+                    "errorType": "RATE_LIMIT",
+                    "correlationId": str(uuid.uuid4()),
+                    "policyName": "TEN_SECONDLY_ROLLING",
+                    "groupName": "publicapi:private-app-api-calls:sandbox",
+                },
+            )
+        if fault == "5xx":
+            status = random.choice((500, 502, 503))  # noqa: S311 - test noise, not security
+            raise _error(status, "INTERNAL_ERROR", f"injected fault on {method} {route_name}")
 
     def _authenticate(self) -> str:
         header = self.headers.get("Authorization", "")
@@ -283,6 +424,92 @@ def batch_update(
 ) -> tuple[int, Any]:
     started = now_iso()
     results, missing = h.server.portal.update_contacts(_batch_inputs(body))
+    return _batch_answer(results, missing, started)
+
+
+def _search_request(body: Any) -> dict[str, Any]:
+    """Validate a search body as HubSpot does: filter caps, one sort, limit, the 10k window."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise _error(400, "VALIDATION_ERROR", "The search body must be a JSON object")
+    groups = body.get("filterGroups") or []
+    if not isinstance(groups, list) or len(groups) > SEARCH_FILTER_GROUPS_MAX:
+        raise _error(
+            400, "VALIDATION_ERROR", f"at most {SEARCH_FILTER_GROUPS_MAX} filterGroups are allowed"
+        )
+    filter_groups: list[list[dict[str, Any]]] = []
+    for group in groups:
+        filters = group.get("filters") if isinstance(group, dict) else None
+        if not isinstance(filters, list) or len(filters) > SEARCH_FILTERS_PER_GROUP_MAX:
+            raise _error(
+                400,
+                "VALIDATION_ERROR",
+                f"each filterGroup needs a filters list of at most {SEARCH_FILTERS_PER_GROUP_MAX}",
+            )
+        filter_groups.append([f if isinstance(f, dict) else {} for f in filters])
+    if sum(len(g) for g in filter_groups) > SEARCH_FILTERS_MAX:
+        raise _error(400, "VALIDATION_ERROR", f"at most {SEARCH_FILTERS_MAX} filters in total")
+    sorts = body.get("sorts") or []
+    if not isinstance(sorts, list) or len(sorts) > 1:
+        raise _error(400, "VALIDATION_ERROR", "at most one sort is allowed")
+    sort: tuple[str, bool] | None = None
+    if sorts:
+        first = sorts[0]
+        if isinstance(first, str):  # the SDK types sorts as strings: "name" or "-name"
+            sort = (first.lstrip("-"), first.startswith("-"))
+        elif isinstance(first, dict) and isinstance(first.get("propertyName"), str):
+            direction = str(first.get("direction", "ASCENDING")).upper()
+            if direction not in ("ASCENDING", "DESCENDING"):
+                raise _error(400, "VALIDATION_ERROR", "direction must be ASCENDING or DESCENDING")
+            sort = (first["propertyName"], direction == "DESCENDING")
+        else:
+            raise _error(400, "VALIDATION_ERROR", "a sort needs a propertyName")
+    limit = body.get("limit", 10)
+    if not isinstance(limit, int) or not 1 <= limit <= SEARCH_LIMIT_MAX:
+        raise _error(
+            400, "VALIDATION_ERROR", f"limit must be between 1 and {SEARCH_LIMIT_MAX}, got {limit}"
+        )
+    after_raw = str(body.get("after") or "0")
+    if not after_raw.isdigit():
+        raise _error(400, "VALIDATION_ERROR", f"Invalid paging cursor: {after_raw!r}")
+    offset = int(after_raw)
+    if offset + limit > SEARCH_RESULTS_MAX:
+        raise _error(
+            400,
+            "VALIDATION_ERROR",
+            f"Search results are limited to {SEARCH_RESULTS_MAX} records per query "
+            f"(after={offset}, limit={limit}); narrow the filters instead of paging further",
+        )
+    properties = body.get("properties")
+    if properties is not None and not isinstance(properties, list):
+        raise _error(400, "VALIDATION_ERROR", "properties must be a list")
+    query = body.get("query")
+    return {
+        "filter_groups": filter_groups,
+        "sort": sort,
+        "query": str(query) if query else None,
+        "properties": [str(p) for p in properties] if properties else None,
+        "offset": offset,
+        "limit": limit,
+    }
+
+
+def search_contacts(
+    h: SandboxHandler, _q: dict[str, list[str]], body: Any, _m: re.Match[str]
+) -> tuple[int, Any]:
+    request = _search_request(body)
+    results, total = h.server.portal.search_contacts(**request)
+    answer: dict[str, Any] = {"total": total, "results": results}
+    following = request["offset"] + len(results)
+    if following < total:
+        answer["paging"] = {"next": {"after": str(following), "link": f"?after={following}"}}
+    return 200, answer
+
+
+def _batch_answer(
+    results: list[dict[str, Any]], missing: list[str], started: str
+) -> tuple[int, Any]:
     answer: dict[str, Any] = {
         "status": "COMPLETE",
         "results": results,
@@ -305,6 +532,53 @@ def batch_update(
         }
     ]
     return 207, answer
+
+
+def batch_read(
+    h: SandboxHandler, _q: dict[str, list[str]], body: Any, _m: re.Match[str]
+) -> tuple[int, Any]:
+    started = now_iso()
+    inputs = _batch_inputs(body)
+    keys = []
+    for item in inputs:
+        if not isinstance(item, dict) or not item.get("id"):
+            raise _error(400, "VALIDATION_ERROR", "every input needs an id")
+        keys.append(str(item["id"]))
+    properties = body.get("properties")
+    results, missing = h.server.portal.read_contacts(
+        keys,
+        id_property=str(body.get("idProperty") or "hs_object_id"),
+        properties=[str(p) for p in properties] if isinstance(properties, list) else None,
+    )
+    return _batch_answer(results, missing, started)
+
+
+def batch_upsert(
+    h: SandboxHandler, _q: dict[str, list[str]], body: Any, _m: re.Match[str]
+) -> tuple[int, Any]:
+    started = now_iso()
+    return _batch_answer(h.server.portal.upsert_contacts(_batch_inputs(body)), [], started)
+
+
+def batch_create(
+    h: SandboxHandler, _q: dict[str, list[str]], body: Any, _m: re.Match[str]
+) -> tuple[int, Any]:
+    started = now_iso()
+    _, answer = _batch_answer(h.server.portal.create_contacts(_batch_inputs(body)), [], started)
+    return 201, answer
+
+
+def sandbox_faults(
+    h: SandboxHandler, _q: dict[str, list[str]], body: Any, _m: re.Match[str]
+) -> tuple[int, Any]:
+    if body is not None:
+        if not isinstance(body, dict):
+            raise _error(400, "VALIDATION_ERROR", "body must be an object of fault settings")
+        try:
+            h.server.faults.update(body)
+        except (TypeError, ValueError) as exc:
+            raise _error(400, "VALIDATION_ERROR", str(exc)) from None
+    return 200, h.server.faults.as_dict()
 
 
 def get_property(
@@ -376,11 +650,25 @@ def sandbox_stats(
 
 ROUTES: list[tuple[str, re.Pattern[str], str, Route]] = [
     ("GET", re.compile(r"/crm/v3/objects/contacts/?"), "contacts.list", list_contacts),
+    ("POST", re.compile(r"/crm/v3/objects/contacts/search"), "contacts.search", search_contacts),
+    ("POST", re.compile(r"/crm/v3/objects/contacts/batch/read"), "contacts.batch_read", batch_read),
     (
         "POST",
         re.compile(r"/crm/v3/objects/contacts/batch/update"),
         "contacts.batch_update",
         batch_update,
+    ),
+    (
+        "POST",
+        re.compile(r"/crm/v3/objects/contacts/batch/upsert"),
+        "contacts.batch_upsert",
+        batch_upsert,
+    ),
+    (
+        "POST",
+        re.compile(r"/crm/v3/objects/contacts/batch/create"),
+        "contacts.batch_create",
+        batch_create,
     ),
     ("GET", re.compile(r"/crm/v3/properties/contacts/?"), "properties.list", list_properties),
     (
@@ -399,6 +687,8 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Route]] = [
         sandbox_seed_email_events,
     ),
     ("GET", re.compile(r"/_sandbox/stats"), "sandbox.stats", sandbox_stats),
+    ("GET", re.compile(r"/_sandbox/faults"), "sandbox.faults", sandbox_faults),
+    ("POST", re.compile(r"/_sandbox/faults"), "sandbox.faults", sandbox_faults),
 ]
 
 
@@ -418,13 +708,19 @@ class Sandbox:
         rate_limit: int = 190,
         rate_interval_ms: int = 10_000,
         daily_limit: int = 1_000_000,
+        search_per_second: int = 5,
+        faults: Faults | None = None,
     ) -> None:
         self.portal = Portal(db_path)
         self.token = token
         self.limiter = RateLimiter(
-            per_interval=rate_limit, interval_ms=rate_interval_ms, daily=daily_limit
+            per_interval=rate_limit,
+            interval_ms=rate_interval_ms,
+            daily=daily_limit,
+            search_per_second=search_per_second,
         )
-        self.httpd = SandboxHTTPServer((host, port), self.portal, token, self.limiter)
+        self.faults = faults or Faults()
+        self.httpd = SandboxHTTPServer((host, port), self.portal, token, self.limiter, self.faults)
         self._thread: threading.Thread | None = None
 
     @property
