@@ -26,6 +26,16 @@ from lead_scoring import __version__
 log = logging.getLogger("lead_scoring")
 
 
+def _share(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share like 0.2, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {number}")
+    return number
+
+
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -100,6 +110,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=190,
         help="requests per 10 s per token (default 190)",
     )
+    sandbox.add_argument(
+        "--search-rate", type=_positive, default=5, help="search requests per second (default 5)"
+    )
+    faults = sandbox.add_argument_group(
+        "fault injection", "for reliability tests; adjustable at runtime: POST /_sandbox/faults"
+    )
+    faults.add_argument(
+        "--fault-429", type=_share, default=0.0, help="share of calls answered 429 (0..1)"
+    )
+    faults.add_argument(
+        "--fault-5xx", type=_share, default=0.0, help="share of calls answered 500/502/503 (0..1)"
+    )
+    faults.add_argument(
+        "--fault-drop",
+        type=_share,
+        default=0.0,
+        help="share of calls whose connection is dropped without an answer (0..1)",
+    )
+    faults.add_argument(
+        "--latency-ms", type=int, default=0, help="delay added to every API call (default 0)"
+    )
 
     synth = commands.add_parser(
         "synth",
@@ -115,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--days", type=_positive, default=180, help="days of history (default 180)")
     synth.add_argument(
         "--out", type=Path, default=None, help="dataset folder (default .local/synth)"
+    )
+    synth.add_argument(
+        "--dirty-share",
+        type=_share,
+        default=0.02,
+        help="share of contacts carrying one dirty record (default 0.02)",
     )
     synth.add_argument("--crm-url", default="http://127.0.0.1:8765", help="sandbox base URL")
     synth.add_argument("--token", help="sandbox token (default: $LEAD_SCORING_SANDBOX_TOKEN)")
@@ -152,14 +189,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from lead_scoring.config import local_dir
-    from lead_scoring.sandbox.server import Sandbox
+    from lead_scoring.sandbox.server import Faults, Sandbox
 
     token = _token(args.token)
     db_path = args.db or local_dir() / "sandbox" / "portal.db"
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     try:
+        faults = Faults(
+            rate_429=args.fault_429,
+            rate_5xx=args.fault_5xx,
+            drop_rate=args.fault_drop,
+            latency_ms=args.latency_ms,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         server = Sandbox(
-            host=args.host, port=args.port, token=token, db_path=db_path, rate_limit=args.rate_limit
+            host=args.host,
+            port=args.port,
+            token=token,
+            db_path=db_path,
+            rate_limit=args.rate_limit,
+            search_per_second=args.search_rate,
+            faults=faults,
         )
     except OSError as exc:
         print(
@@ -191,6 +244,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         end=args.end or datetime.now(UTC).date(),
         days=args.days,
+        dirty_share=args.dirty_share,
     )
     out = args.out or local_dir() / "synth"
 

@@ -8,10 +8,15 @@ the higher the propensity. That is what lets a good scoring model measurably bea
 
 Generation is deterministic for a ``(seed, index)`` pair and streams one contact at a time, so
 the first N contacts are the same whatever the size and memory stays flat for large portals.
+
+A share of contacts (``dirty_share``) also carries one dirty record of the kinds a real portal
+and export hold (``DIRTY_KINDS``). They come from their own random stream, so the clean data is
+the same whatever the share. ``EXPECTED_QUARANTINE`` says where each kind must end up.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import unicodedata
 import uuid
@@ -21,7 +26,28 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 # Bumped whenever the same seed would produce different data.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
+
+# Dirty records, and the quarantine reason each must get (None: it is valid and must load).
+EXPECTED_QUARANTINE: dict[str, str | None] = {
+    "bad_email": "invalid_email",  # contact: an email that is not an address
+    "duplicate_contact": None,  # contact: the same person entered twice (CRM data, kept)
+    "sql_name": None,  # contact: quotes and SQL in names, stored verbatim
+    "long_title": None,  # contact: a 10,000-character job title, stored whole
+    "unknown_email_type": "unknown_type",  # email event: a type the API does not define
+    "malformed_json": "malformed_json",  # web: a truncated line
+    "duplicate_event": None,  # web: the same event twice (a replay), loaded once
+    "unknown_event_type": "unknown_type",  # web: not a Segment call type
+    "future_event": "future_timestamp",  # web: a clock years ahead
+    "huge_event": "oversized_event",  # web: a 100 KB property
+}
+DIRTY_KINDS = tuple(EXPECTED_QUARANTINE)
+SQL_NAMES = (
+    ("Robert'); DROP TABLE students;--", "Tables"),
+    ('Ann "The Closer"', "O'Neil-Smith"),
+    ("1; SELECT pg_sleep(10)", "--'; DELETE FROM raw_crm.contacts"),
+    ("Zoë\\", "Nuñez \\N"),
+)
 
 
 @dataclass(frozen=True)
@@ -154,6 +180,11 @@ class SynthConfig:
     days: int = 180
     sessions_per_contact: float = 6.3
     campaign_every_days: int = 14
+    dirty_share: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dirty_share <= 1.0:
+            raise ValueError(f"dirty_share must be between 0 and 1, got {self.dirty_share}")
 
     @property
     def start(self) -> date:
@@ -170,6 +201,9 @@ class ContactBundle:
     contact: dict[str, Any]
     email_events: list[dict[str, Any]]
     web_events: list[dict[str, Any]]
+    dirty: str | None = None  # the dirty kind this contact carries, if any
+    extra_contacts: list[dict[str, Any]] = field(default_factory=list)
+    raw_lines: list[tuple[str, str]] = field(default_factory=list)  # (day, line) for the export
 
 
 def iso(moment: datetime) -> str:
@@ -245,9 +279,67 @@ def make_contact(config: SynthConfig, index: int) -> ContactBundle:
         "createdAt": iso(person.created),
         "updatedAt": iso(max(stages.values())),
     }
-    return ContactBundle(
+    bundle = ContactBundle(
         index, person.persona.name, round(person.propensity, 4), contact, email_events, web_events
     )
+    dirty_rng = random.Random(f"{config.seed}:{index}:dirty")
+    if dirty_rng.random() < config.dirty_share:
+        _make_dirty(dirty_rng, bundle, person, window_end)
+    return bundle
+
+
+def _make_dirty(
+    rng: random.Random, bundle: ContactBundle, person: _Person, window_end: datetime
+) -> None:
+    """Give the contact one dirty record of a random kind."""
+    kind = rng.choice(DIRTY_KINDS)
+    bundle.dirty = kind
+    properties = bundle.contact["properties"]
+    day = (person.created.date()).isoformat()
+    sample = {
+        "type": "page",
+        "anonymousId": _uuid(rng),
+        "messageId": f"ajs-{_uuid(rng)}",
+        "timestamp": iso(person.created),
+        "properties": {"path": "/pricing", "url": SITE + "/pricing"},
+    }
+    if kind == "bad_email":
+        properties["email"] = person.email.replace("@", rng.choice((" at ", "@@", "")))
+    elif kind == "duplicate_contact":
+        local, domain = person.email.split("@")
+        twin = {**properties, "email": f"{local}+crm@{domain}", "lifecyclestage": "lead"}
+        twin = {k: v for k, v in twin.items() if not k.startswith("hs_lifecyclestage_")}
+        twin["hs_lifecyclestage_lead_date"] = iso(person.created)
+        bundle.extra_contacts.append({**bundle.contact, "properties": twin})
+    elif kind == "sql_name":
+        properties["firstname"], properties["lastname"] = rng.choice(SQL_NAMES)
+    elif kind == "long_title":
+        properties["jobtitle"] = ("Senior " * 1500)[:10_000]
+    elif kind == "unknown_email_type":
+        bundle.email_events.append(
+            _email_event(
+                rng,
+                {"recipient": person.email, "portalId": 62515, "appId": 113},
+                "MPP_MACHINE_OPEN",
+                person.created + timedelta(hours=1),
+            )
+        )
+    elif kind == "malformed_json":
+        line = json.dumps(sample, separators=(",", ":"))
+        bundle.raw_lines.append((day, line[: len(line) // 2]))
+    elif kind == "duplicate_event" and bundle.web_events:
+        replayed = json.dumps(bundle.web_events[0], ensure_ascii=False, separators=(",", ":"))
+        bundle.raw_lines.append((bundle.web_events[0]["timestamp"][:10], replayed))
+    elif kind == "duplicate_event":
+        bundle.raw_lines.extend([(day, json.dumps(sample, separators=(",", ":")))] * 2)
+    elif kind == "unknown_event_type":
+        bundle.raw_lines.append((day, json.dumps({**sample, "type": "purchase"})))
+    elif kind == "future_event":
+        future = window_end + timedelta(days=3650)
+        bundle.raw_lines.append((day, json.dumps({**sample, "timestamp": iso(future)})))
+    elif kind == "huge_event":
+        huge = {**sample, "properties": {"title": "x" * 100_000}}
+        bundle.raw_lines.append((day, json.dumps(huge)))
 
 
 def _person(

@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ class SynthSummary:
     web_events: int
     files: int
     events_dir: str
+    dirty: dict[str, int]
 
 
 Progress = Callable[[int, int], None]
@@ -68,7 +70,16 @@ def write_dataset(
         (staging / "truth.csv").open("w", newline="") as truth_file,
     ):
         truth = csv.writer(truth_file)
-        truth.writerow(["email", "persona", "propensity"])
+        truth.writerow(["email", "persona", "propensity", "dirty"])
+        dirty: Counter[str] = Counter()
+
+        def write_line(day: str, text: str) -> None:
+            handle = handles.get(day)
+            if handle is None:
+                handle = handles[day] = (staging / "events" / f"{day}.jsonl").open(
+                    "w", encoding="utf-8"
+                )
+            handle.write(text + "\n")
 
         def flush_contacts() -> None:
             for key, value in admin.seed_contacts(contacts).items():
@@ -83,22 +94,27 @@ def write_dataset(
         try:
             for bundle in generate(config):
                 contacts.append(bundle.contact)
+                contacts.extend(bundle.extra_contacts)
                 truth.writerow(
-                    [bundle.contact["properties"]["email"], bundle.persona, bundle.propensity]
+                    [
+                        bundle.contact["properties"]["email"],
+                        bundle.persona,
+                        bundle.propensity,
+                        bundle.dirty or "",
+                    ]
                 )
+                if bundle.dirty:
+                    dirty[bundle.dirty] += 1
                 email_batch.extend(bundle.email_events)
                 email_total += len(bundle.email_events)
                 for event in bundle.web_events:
-                    day = event["timestamp"][:10]
-                    handle = handles.get(day)
-                    if handle is None:
-                        handle = handles[day] = (staging / "events" / f"{day}.jsonl").open(
-                            "w", encoding="utf-8"
-                        )
-                    handle.write(
-                        json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+                    write_line(
+                        event["timestamp"][:10],
+                        json.dumps(event, ensure_ascii=False, separators=(",", ":")),
                     )
-                web_total += len(bundle.web_events)
+                for day, text in bundle.raw_lines:
+                    write_line(day, text)
+                web_total += len(bundle.web_events) + len(bundle.raw_lines)
                 if len(contacts) >= CONTACT_CHUNK:
                     flush_contacts()
                     if progress:
@@ -125,6 +141,7 @@ def write_dataset(
         web_events=web_total,
         files=len(handles),
         events_dir=str(out_dir / "events"),
+        dirty=dict(sorted(dirty.items())),
     )
     manifest = {
         "config": {**asdict(config), "end": config.end.isoformat()},
