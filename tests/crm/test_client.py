@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lead_scoring.crm import HubSpotClient, HubSpotError
-from lead_scoring.sandbox import Sandbox
+from lead_scoring.sandbox import Faults, Sandbox
 from tests.helpers import seed_contacts
 
 pytestmark = pytest.mark.integration
@@ -22,14 +22,28 @@ def test_iterates_every_contact_once(sandbox: Sandbox) -> None:
 
 
 def test_survives_429s_without_loss_or_duplicates() -> None:
-    # 4 calls per 300 ms: paging 12 pages must hit the limit and back off.
-    with Sandbox(port=0, token="t", rate_limit=4, rate_interval_ms=300) as sandbox:
+    # Another client of the same token used the window up: 30% of calls meet a 429.
+    faults = Faults(rate_429=0.3, seed=5)
+    with Sandbox(port=0, token="t", faults=faults) as sandbox:
         seed_contacts(sandbox, 1200)
-        with HubSpotClient(sandbox.url, sandbox.token, backoff_base=0.1, backoff_cap=0.5) as client:
+        with HubSpotClient(
+            sandbox.url, sandbox.token, backoff_base=0.05, backoff_cap=0.5
+        ) as client:
             ids = [r["id"] for page in client.iter_contact_pages(["email"]) for r in page]
     assert len(ids) == len(set(ids)) == 1200
     assert client.stats.statuses[429] > 0
-    assert client.stats.retries >= client.stats.statuses[429]
+    assert client.stats.retries == client.stats.statuses[429]
+
+
+def test_paces_itself_inside_the_announced_window() -> None:
+    # 4 calls per 300 ms: paging 12 pages would meet the limit without the client's own pacing.
+    with Sandbox(port=0, token="t", rate_limit=4, rate_interval_ms=300) as sandbox:
+        seed_contacts(sandbox, 1200)
+        with HubSpotClient(sandbox.url, sandbox.token) as client:
+            ids = [r["id"] for page in client.iter_contact_pages(["email"]) for r in page]
+    assert len(ids) == len(set(ids)) == 1200
+    assert client.stats.statuses[429] == 0
+    assert client.stats.paced_seconds > 0
 
 
 def test_gives_up_after_bounded_attempts() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -105,6 +105,7 @@ class ClientStats:
     requests: int = 0
     retries: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    paced_seconds: float = 0.0
 
 
 class HubSpotClient:
@@ -139,6 +140,7 @@ class HubSpotClient:
         self._sleep = sleep
         self.search_min_interval = search_min_interval
         self._last_search = 0.0
+        self._sent: deque[float] = deque()
         self.rate_limit = RateLimit()
         self.stats = ClientStats()
 
@@ -151,6 +153,26 @@ class HubSpotClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _pace(self) -> None:
+        """Stay inside the rolling window the API announces (``X-HubSpot-RateLimit-Max`` per
+        ``-Interval-Milliseconds``), so this client's own calls never meet a 429; and give way
+        for a slot when ``-Remaining`` says other clients of the token used the window up."""
+        limit, interval_ms = self.rate_limit.max, self.rate_limit.interval_ms
+        if not limit or not interval_ms:
+            return
+        window = interval_ms / 1000
+        now = time.monotonic()
+        while self._sent and now - self._sent[0] >= window:
+            self._sent.popleft()
+        wait = 0.0
+        if len(self._sent) >= limit:
+            wait = self._sent[0] + window - now
+        elif self.rate_limit.remaining == 0:
+            wait = window / limit
+        if wait > 0:
+            self.stats.paced_seconds += wait
+            self._sleep(wait)
 
     def _backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff: spreads retries of concurrent callers apart."""
@@ -173,12 +195,17 @@ class HubSpotClient:
         """
         last_problem = ""
         for attempt in range(self.max_attempts):
+            self._pace()
             self.stats.requests += 1
             try:
                 response = self._http.request(method, path, params=params, json=json)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                self._sent.append(time.monotonic())
                 last_problem = f"{type(exc).__name__}: {exc}"
             else:
+                # Counted when the answer arrives: the server counted the call at some point
+                # before, so the window this client keeps is never shorter than the server's.
+                self._sent.append(time.monotonic())
                 self.stats.statuses[response.status_code] += 1
                 self.rate_limit.update(response.headers)
                 if response.status_code in ok or response.status_code in allow:

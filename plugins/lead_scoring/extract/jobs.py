@@ -6,8 +6,8 @@ Each job is one load batch (one transaction) and decides what to ask the source 
   run start]``; a full refresh through the list endpoint on the first run or when asked. The
   watermark becomes the run start when the batch commits. A contact changed while the run reads
   is stamped after the run start, so the next window sees it.
-- **email events**: the legacy events log in one-day windows from the watermark (or a lookback
-  on the first run) to the run start.
+- **email events**: the legacy events log in windows (``LEAD_SCORING_EMAIL_WINDOW_DAYS``,
+  default 7) from the watermark (or a lookback on the first run) to the run start.
 - **web events**: the export's files that are new or changed since they were last read (a file
   manifest in ``lead_scoring_ops.loaded_files``), from a folder or an fsspec URL.
 
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 CONTACTS_SOURCE = "hubspot.contacts"
 EMAIL_EVENTS_SOURCE = "hubspot.email_events"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-EMAIL_WINDOW = timedelta(days=1)
 
 
 def overlap() -> timedelta:
@@ -126,11 +125,16 @@ def extract_contacts(
 
 
 # ---------------------------------------------------------------------- email events
+def email_window() -> timedelta:
+    return timedelta(days=float(os.environ.get("LEAD_SCORING_EMAIL_WINDOW_DAYS", "7")))
+
+
 def _email_windows(start: datetime, end: datetime) -> Iterator[tuple[int, int]]:
-    """Epoch-ms windows of at most a day covering ``[start, end]`` without overlapping."""
+    """Epoch-ms windows covering ``[start, end]`` without overlapping."""
+    step = email_window()
     cursor = start
     while cursor <= end:
-        upper = min(cursor + EMAIL_WINDOW, end)
+        upper = min(cursor + step, end)
         yield (
             int(cursor.timestamp() * 1000),
             int(upper.timestamp() * 1000) - (1 if upper < end else 0),
@@ -160,7 +164,7 @@ def extract_email_events(
         window_start, window_end, mode = watermark - overlap(), run_start, "incremental"
     windows = list(_email_windows(window_start, window_end))
     log.info(
-        "email events: %s, [%s, %s] in %d window(s) of at most a day",
+        "email events: %s, [%s, %s] in %d window(s)",
         mode,
         window_start.isoformat(),
         window_end.isoformat(),

@@ -181,6 +181,7 @@ def load_batch(
 
     with connect(config, autocommit=True) as control:
         ensure_landing_zone(control)
+        _claim_source(control, source)
         control.execute(
             f"insert into {OPS}.load_batches (batch_id, source, run_id, started_at, status, "
             "interval_start, interval_end, window_start, window_end, mode) "
@@ -228,6 +229,26 @@ def load_batch(
             raise
     log.info("%s", result.summary())
     return result
+
+
+def _claim_source(control: psycopg.Connection[Any], source: str) -> None:
+    """Hold the source's load lock for this session (one load per source at a time; a killed
+    process's session ends and frees it), then mark batches of the source still ``running`` as
+    failed: with the lock held, nobody is loading them any more."""
+    control.execute("select pg_advisory_lock(hashtext(%s))", (f"lead_scoring.load:{source}",))
+    abandoned = control.execute(
+        f"update {OPS}.load_batches set status = 'failed', finished_at = now(), "
+        "error = 'abandoned: the process loading it stopped before it committed' "
+        "where source = %s and status = 'running'",
+        (source,),
+    ).rowcount
+    if abandoned:
+        log.warning(
+            "%s: %d earlier batch(es) never committed (process killed?); marked failed, "
+            "their rows were rolled back by PostgreSQL",
+            source,
+            abandoned,
+        )
 
 
 def _delete_interval(

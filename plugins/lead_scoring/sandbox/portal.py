@@ -729,11 +729,15 @@ def _filter_sql(
             return f"{column} in ({marks})", converted
         return f"({column} is null or {column} not in ({marks}))", converted
     if operator in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+        # A token is a whole word of the value; a * in it is a wildcard ("market*").
         token = str(condition.get("value", "")).lower().replace("*", "%")
-        pattern = token if "%" in token else f"%{token}%"
+        patterns = [token, f"{token} %", f"% {token}", f"% {token} %"]
+        if token.endswith("%"):
+            patterns = [token, f"% {token}"]
+        matches = "(" + " or ".join(f"{column} like ?" for _ in patterns) + ")"
         if operator == "CONTAINS_TOKEN":
-            return f"{column} like ?", [pattern]
-        return f"({column} is null or {column} not like ?)", [pattern]
+            return matches, patterns
+        return f"({column} is null or not {matches})", patterns
     if "value" not in condition:
         raise PortalError(400, "VALIDATION_ERROR", f"{operator} needs a value")
     value = _filter_value(type_, condition["value"])
