@@ -18,7 +18,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export SCARF_ANALYTICS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo test lint format unit lock sandbox manifest compose-check clean clean-local
+.PHONY: help venv demo test lint format unit bench lock sandbox manifest compose-check clean clean-local
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test: $(STAMP) lint  ## lint, type-check and run the whole test suite
 
 unit: $(STAMP)  ## only the fast tests (no servers)
 	$(BIN)/pytest -m "not integration and not e2e"
+
+bench: $(STAMP)  ## benchmarks (extraction memory, load rate vs plain COPY) into BENCHMARKS.md
+	$(BIN)/python -m lead_scoring.bench $(BENCH_ARGS)
 
 lint: $(STAMP)  ## ruff, mypy on the package, sqlfluff on the dbt models
 	$(BIN)/ruff check plugins dags tests

@@ -188,6 +188,16 @@ def report(
             """,
             (started_at,),
         ).fetchall()
+        reasons = conn.execute(
+            f"""
+            select q.reason, count(*) from (
+                select reason, batch_id from {RAW_CRM}.quarantine
+                union all select reason, batch_id from {RAW_ANALYTICS}.quarantine
+            ) as q join {OPS}.load_batches as b using (batch_id)
+            where b.started_at >= %s group by 1 order by 2 desc, 1
+            """,
+            (started_at,),
+        ).fetchall()
         sync = conn.execute(
             f"""
             select scores_considered, changed, sent, accepted, not_found, failed, requests
@@ -215,6 +225,12 @@ def report(
         total_rows = int(count[0]) if count else 0
         parts.append(f"{label} {total_rows:,} (+{inserted:,} new, {quarantined} quarantined)")
     say("  raw rows    " + "; ".join(parts))
+    if reasons:
+        say(
+            "  quarantine  "
+            + ", ".join(f"{n} {reason}" for reason, n in reasons)
+            + f" (reason and payload in {RAW_CRM}.quarantine / {RAW_ANALYTICS}.quarantine)"
+        )
     band_text = ", ".join(f"{bands.get(b, 0):,} {b}" for b in ("hot", "warm", "cold"))
     leads = len(after) // max(1, len(models))
     say(
