@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,12 @@ def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
     assert set(states.values()) == {"success"}, states
     assert len(states) > 15  # extracts, every dbt node, gate, sync
 
+    summary = dag_env["summary"]
+    dirty = Counter(summary.dirty)
+    assert summary.dirty, "the dataset carries dirty records, and the run must survive them"
     first = scores(warehouse)
-    assert len(first) == CONTACTS  # one row per lead x the one shipped model
+    # One row per lead x the one shipped model; contacts with a malformed email are quarantined.
+    assert len(first) == summary.contacts_created - dirty["bad_email"]
     assert {band for _, band in first.values()} == {"cold", "warm", "hot"}
     with psycopg.connect(warehouse.conninfo()) as conn:
         raw = conn.execute(
@@ -102,10 +107,27 @@ def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
             " (select count(*) from raw_crm.email_events),"
             " (select count(distinct ruleset_version) from lead_scoring_marts.fct_lead_scores)"
         ).fetchone()
+        quarantined = dict(
+            conn.execute(
+                "select source, count(*) from (select source from raw_crm.quarantine "
+                "union all select source from raw_analytics.quarantine) as q group by 1"
+            ).fetchall()
+        )
     assert raw is not None
-    assert raw[0] == CONTACTS
-    assert raw[1] == dag_env["summary"].web_events
-    assert raw[2] == dag_env["summary"].email_events
+    web_dirt = sum(dirty[k] for k in ("malformed_json", "unknown_event_type", "future_event",
+                                      "huge_event"))  # fmt: skip
+    assert quarantined == {
+        k: v
+        for k, v in {
+            "hubspot.contacts": dirty["bad_email"],
+            "hubspot.email_events": dirty["unknown_email_type"],
+            "segment.web_events": web_dirt,
+        }.items()
+        if v
+    }
+    assert raw[0] == summary.contacts_created - dirty["bad_email"]
+    assert raw[1] == summary.web_events - web_dirt - dirty["duplicate_event"]
+    assert raw[2] == summary.email_events - dirty["unknown_email_type"]
     assert raw[3] == 1
 
     # The CRM now holds exactly the warehouse's values on every contact.
@@ -115,7 +137,7 @@ def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
         for k, v in held.items()
     } == first
     after_first = crm_writes(sandbox)
-    assert after_first == (3, CONTACTS)  # ceil(300 / 100) batch calls, each lead once
+    assert after_first == (-(-len(first) // 100), len(first))  # ceil(n / 100) calls, each once
 
     # Second run, nothing changed: same scores, no duplicated raw rows, zero CRM writes.
     states = run(dag_env)
