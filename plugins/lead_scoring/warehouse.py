@@ -159,6 +159,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     (f"{OPS}.load_batches", "window_end", "timestamptz"),
     (f"{OPS}.load_batches", "mode", "text"),
     (f"{OPS}.load_batches", "replaced_by", "uuid"),
+    (f"{OPS}.load_batches", "rows_replaced", "bigint not null default 0"),
     (f"{RAW_ANALYTICS}.web_events", "source_format", "text not null default 'segment'"),
     *(
         (table, column, "timestamptz")

@@ -211,12 +211,13 @@ def load_batch(
                 conn.execute(
                     f"update {OPS}.load_batches set status = 'committed', finished_at = now(), "
                     "rows_read = %s, rows_inserted = %s, rows_duplicate = %s, "
-                    "rows_quarantined = %s where batch_id = %s",
+                    "rows_quarantined = %s, rows_replaced = %s where batch_id = %s",
                     (
                         result.rows_read,
                         result.rows_inserted,
                         result.rows_duplicate,
                         result.rows_quarantined,
+                        result.rows_replaced,
                         batch_id,
                     ),
                 )

@@ -183,7 +183,7 @@ def report(
         }
         loads = conn.execute(
             f"""
-            select source, sum(rows_inserted), sum(rows_quarantined)
+            select source, sum(rows_inserted), sum(rows_quarantined), sum(rows_replaced)
             from {OPS}.load_batches where started_at >= %s and status = 'committed' group by source
             """,
             (started_at,),
@@ -213,7 +213,7 @@ def report(
         say(f"  {lead_id!s:>6}  {str(email or '-')[:50]:<50} {score!s:>5}  {band!s:<5} {reason}")
     say()
     say("This run")
-    new_rows = {str(src): (int(ins or 0), int(q or 0)) for src, ins, q in loads}
+    new_rows = {str(src): (int(ins or 0), int(q or 0), int(rep or 0)) for src, ins, q, rep in loads}
     labels = {
         "contacts": "hubspot.contacts",
         "email events": "hubspot.email_events",
@@ -221,9 +221,13 @@ def report(
     }
     parts = []
     for label, count in raw.items():
-        inserted, quarantined = new_rows.get(labels[label], (0, 0))
+        inserted, quarantined, replaced = new_rows.get(labels[label], (0, 0, 0))
         total_rows = int(count[0]) if count else 0
-        parts.append(f"{label} {total_rows:,} (+{inserted:,} new, {quarantined} quarantined)")
+        reloaded = f", {replaced:,} re-loaded for this interval" if replaced else ""
+        parts.append(
+            f"{label} {total_rows:,} (+{inserted - replaced:,} new{reloaded}, "
+            f"{quarantined} quarantined)"
+        )
     say("  raw rows    " + "; ".join(parts))
     if reasons:
         say(
