@@ -1,11 +1,15 @@
 """A local CRM server that follows the HubSpot CRM v3 wire contract.
 
 It is the one stand-in the tests use, so it must behave like HubSpot where the client can tell:
-bearer auth with a 401 body, opaque ``after`` cursors, ``paging`` absent on the last page, values
-always strings, batch limits with 200 vs 207 answers, property create 201/409 and get 404, the
-legacy email-events log with ``hasMore``/``offset``, and the ``X-HubSpot-RateLimit-*`` headers with
-the documented 429 body. Routes under ``/_sandbox/`` are the sandbox's own (seeding a portal,
-counting requests); real HubSpot has no such thing, and the product never calls them.
+bearer auth with a 401 body; the contacts list with opaque ``after`` cursors (``paging`` absent
+on the last page); search with filterGroups (AND within, OR across; 5 groups, 10 filters each,
+25 in all), the 13 operators, one sort, ``limit`` <= 200, ``total`` and a 400 past 10,000
+results, under its own 5-per-second limit; batch read/update/upsert/create with <= 100 inputs
+and 200 vs 207 answers; property create 201/409 and get 404; the legacy email-events log with
+``hasMore``/``offset``; values always strings; the ``X-HubSpot-RateLimit-*`` headers with the
+documented 429 body. ``Faults`` injects 429s, 5xx answers, dropped connections and latency for
+reliability tests. Routes under ``/_sandbox/`` are the sandbox's own (seeding a portal, counting
+requests, setting faults); real HubSpot has no such thing, and the product never calls them.
 
 Built on the standard library's threaded HTTP server rather than a web framework because the
 sandbox must control every byte of an error answer, and (for fault injection) the connection.
