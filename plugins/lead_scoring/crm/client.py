@@ -346,25 +346,14 @@ class HubSpotClient:
         }
         if id_property:
             body["idProperty"] = id_property
-        response = self.request(
-            "POST", "/crm/v3/objects/contacts/batch/read", json=body, ok=(200, 207)
-        )
-        answer = response.json()
-        return BatchResult(
-            response.status_code, answer.get("results", []), answer.get("errors", [])
-        )
+        return self._batch("read", body)
 
     def batch_upsert_contacts(self, inputs: Sequence[dict[str, Any]]) -> BatchResult:
         """Create or update up to 100 contacts by email (``{"id": email, "properties": ...}``)."""
         if len(inputs) > BATCH_MAX:
             raise ValueError(f"at most {BATCH_MAX} inputs per batch, got {len(inputs)}")
-        body = {"inputs": [{"idProperty": "email", **item} for item in inputs]}
-        response = self.request(
-            "POST", "/crm/v3/objects/contacts/batch/upsert", json=body, ok=(200, 207)
-        )
-        answer = response.json()
-        return BatchResult(
-            response.status_code, answer.get("results", []), answer.get("errors", [])
+        return self._batch(
+            "upsert", {"inputs": [{"idProperty": "email", **item} for item in inputs]}
         )
 
     def batch_update_contacts(self, inputs: Sequence[dict[str, Any]]) -> BatchResult:
@@ -373,14 +362,17 @@ class HubSpotClient:
             return BatchResult(200, [], [])
         if len(inputs) > BATCH_MAX:
             raise ValueError(f"at most {BATCH_MAX} inputs per batch, got {len(inputs)}")
+        return self._batch("update", {"inputs": list(inputs)})
+
+    def _batch(self, action: str, body: dict[str, Any]) -> BatchResult:
+        """One ``batch/<action>`` call; 200 and 207 both answer with results and errors."""
         response = self.request(
-            "POST",
-            "/crm/v3/objects/contacts/batch/update",
-            json={"inputs": list(inputs)},
-            ok=(200, 207),
+            "POST", f"/crm/v3/objects/contacts/batch/{action}", json=body, ok=(200, 207)
         )
-        body = response.json()
-        return BatchResult(response.status_code, body.get("results", []), body.get("errors", []))
+        answer = response.json()
+        return BatchResult(
+            response.status_code, answer.get("results", []), answer.get("errors", [])
+        )
 
     # ------------------------------------------------------------------ properties
     def get_contact_property(self, name: str) -> dict[str, Any] | None:

@@ -194,6 +194,32 @@ def _error(status: int, category: str, message: str, **extra: Any) -> _Answer:
     return _Answer(status, body)
 
 
+_RATE_LIMIT_MESSAGES = {
+    "DAILY": ("You have reached your daily limit.", "private-app-api-calls-daily"),
+    "TEN_SECONDLY_ROLLING": (
+        "You have reached your ten_secondly_rolling limit.",
+        "private-app-api-calls",
+    ),
+    "SECONDLY": ("You have reached your secondly limit.", "search-api-calls"),
+}
+
+
+def _rate_limited(policy: str) -> _Answer:
+    """The documented 429 body (``errorType``/``policyName``, not ``category``)."""
+    message, group = _RATE_LIMIT_MESSAGES[policy]
+    return _Answer(
+        429,
+        {
+            "status": "error",
+            "message": message,
+            "errorType": "RATE_LIMIT",
+            "correlationId": str(uuid.uuid4()),
+            "policyName": policy,
+            "groupName": f"publicapi:{group}:sandbox",
+        },
+    )
+
+
 def _encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
@@ -268,34 +294,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self._inject_faults(method, route_name)
                 policy, headers = self.server.limiter.take(token)
                 if policy is not None:
-                    message = (
-                        "You have reached your daily limit."
-                        if policy == "DAILY"
-                        else "You have reached your ten_secondly_rolling limit."
-                    )
-                    raise _Answer(
-                        429,
-                        {
-                            "status": "error",
-                            "message": message,
-                            "errorType": "RATE_LIMIT",
-                            "correlationId": str(uuid.uuid4()),
-                            "policyName": policy,
-                            "groupName": "publicapi:private-app-api-calls:sandbox",
-                        },
-                    )
+                    raise _rate_limited(policy)
                 if route_name == "contacts.search" and not self.server.limiter.take_search(token):
-                    raise _Answer(
-                        429,
-                        {
-                            "status": "error",
-                            "message": "You have reached your secondly limit.",
-                            "errorType": "RATE_LIMIT",
-                            "correlationId": str(uuid.uuid4()),
-                            "policyName": "SECONDLY",
-                            "groupName": "publicapi:search-api-calls:sandbox",
-                        },
-                    )
+                    raise _rate_limited("SECONDLY")
             try:
                 body = json.loads(raw) if raw else None
             except json.JSONDecodeError as exc:
@@ -327,17 +328,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if fault == "drop":
             raise _Dropped
         if fault == "429":
-            raise _Answer(
-                429,
-                {
-                    "status": "error",
-                    "message": "You have reached your ten_secondly_rolling limit.",
-                    "errorType": "RATE_LIMIT",
-                    "correlationId": str(uuid.uuid4()),
-                    "policyName": "TEN_SECONDLY_ROLLING",
-                    "groupName": "publicapi:private-app-api-calls:sandbox",
-                },
-            )
+            raise _rate_limited("TEN_SECONDLY_ROLLING")
         if fault == "5xx":
             status = random.choice((500, 502, 503))  # noqa: S311 - test noise, not security
             raise _error(status, "INTERNAL_ERROR", f"injected fault on {method} {route_name}")
