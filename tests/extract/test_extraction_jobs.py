@@ -313,6 +313,22 @@ def test_rerunning_an_interval_replaces_its_rows_and_reads_the_same_input(
     assert query(warehouse, "select count(*) from raw_crm.contacts") == [(5,)]
 
 
+def test_rerun_of_an_interval_whose_files_left_the_export_is_refused_and_keeps_its_rows(
+    warehouse: WarehouseConfig, tmp_path: Path
+) -> None:
+    write_events(tmp_path / "a.jsonl", "a", 30)
+    write_events(tmp_path / "b.jsonl", "b", 20)
+    jobs.load_web_events(warehouse, tmp_path, interval=DAY1)
+    (tmp_path / "a.jsonl").unlink()  # e.g. the bucket's retention rule removed it
+    with pytest.raises(FileNotFoundError, match=r"a\.jsonl.*rows are kept"):
+        jobs.load_web_events(warehouse, tmp_path, interval=DAY1)
+    assert query(warehouse, "select count(*) from raw_analytics.web_events") == [(50,)]
+    assert query(
+        warehouse,
+        "select status, count(*) from lead_scoring_ops.load_batches group by 1 order by 1",
+    ) == [("committed", 1)]  # the refused re-run started no batch
+
+
 KILLED_LOAD = """
 import json, sys
 from datetime import datetime

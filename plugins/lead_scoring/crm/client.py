@@ -333,29 +333,6 @@ class HubSpotClient:
             self._sleep(wait)
         self._last_search = time.monotonic()
 
-    def batch_read_contacts(
-        self, ids: Sequence[str], properties: Sequence[str], *, id_property: str | None = None
-    ) -> BatchResult:
-        """Read up to 100 contacts by id (or a unique property); 207 names the missing ones."""
-        if len(ids) > BATCH_MAX:
-            raise ValueError(f"at most {BATCH_MAX} inputs per batch, got {len(ids)}")
-        body: dict[str, Any] = {
-            "properties": list(properties),
-            "propertiesWithHistory": [],
-            "inputs": [{"id": str(i)} for i in ids],
-        }
-        if id_property:
-            body["idProperty"] = id_property
-        return self._batch("read", body)
-
-    def batch_upsert_contacts(self, inputs: Sequence[dict[str, Any]]) -> BatchResult:
-        """Create or update up to 100 contacts by email (``{"id": email, "properties": ...}``)."""
-        if len(inputs) > BATCH_MAX:
-            raise ValueError(f"at most {BATCH_MAX} inputs per batch, got {len(inputs)}")
-        return self._batch(
-            "upsert", {"inputs": [{"idProperty": "email", **item} for item in inputs]}
-        )
-
     def batch_update_contacts(self, inputs: Sequence[dict[str, Any]]) -> BatchResult:
         """Update up to 100 contacts in one call; 207 answers carry the per-record failures."""
         if not inputs:

@@ -40,6 +40,7 @@ from lead_scoring.extract.segment import EventFile, EventSource, web_event_rows
 from lead_scoring.load.batch import (
     Interval,
     LoadResult,
+    interval_batches,
     load_batch,
     previous_window,
     read_watermark,
@@ -220,15 +221,7 @@ def _files_to_read(
     if full_refresh:
         return files, "full_refresh"
     if interval is not None:
-        earlier = [
-            row[0]
-            for row in conn.execute(
-                f"select batch_id from {OPS}.load_batches where source = %s "
-                "and status = 'committed' and replaced_by is null "
-                "and interval_start = %s and interval_end = %s",
-                (name, interval.start, interval.end),
-            )
-        ]
+        earlier = interval_batches(conn, name, interval)
         if earlier:
             # Every file that gave this interval a row, an event or a quarantined line, and
             # every file it recorded as read: the re-run reads all of them again.
@@ -244,6 +237,17 @@ def _files_to_read(
                     (name, earlier, earlier, earlier),
                 )
             }
+            gone = sorted(used - {f.name for f in files})
+            if gone:
+                # Replacing the interval's rows would delete the events of these files with
+                # nothing to load them from again.
+                raise FileNotFoundError(
+                    f"cannot re-run interval [{interval.start.isoformat()}, "
+                    f"{interval.end.isoformat()}): {len(gone)} file(s) it loaded are no longer "
+                    f"in {source.describe()} (e.g. {', '.join(gone[:3])}); its rows are kept. "
+                    "Restore the files, or leave this interval as it is"
+                )
+            log.info("web events: re-run of the interval reads its %d file(s) again", len(used))
             return [f for f in files if f.name in used], "rerun"
     known = dict(
         conn.execute(

@@ -256,14 +256,7 @@ def _delete_interval(
     conn: psycopg.Connection[Any], table: RawTable, source: str, interval: Interval, batch_id: str
 ) -> int:
     """Delete what earlier committed batches of this source and interval added; mark them."""
-    earlier = [
-        row[0]
-        for row in conn.execute(
-            f"select batch_id from {OPS}.load_batches where source = %s and status = 'committed' "
-            "and interval_start = %s and interval_end = %s and replaced_by is null for update",
-            (source, interval.start, interval.end),
-        )
-    ]
+    earlier = interval_batches(conn, source, interval, lock=True)
     if not earlier:
         return 0
     deleted = conn.execute(
@@ -288,6 +281,19 @@ def _delete_interval(
         len(earlier),
     )
     return deleted
+
+
+def interval_batches(
+    conn: psycopg.Connection[Any], source: str, interval: Interval, *, lock: bool = False
+) -> list[str]:
+    """Ids of the committed, not yet replaced batches of this source and interval."""
+    rows = conn.execute(
+        f"select batch_id from {OPS}.load_batches where source = %s and status = 'committed' "
+        "and interval_start = %s and interval_end = %s and replaced_by is null"
+        + (" for update" if lock else ""),
+        (source, interval.start, interval.end),
+    )
+    return [row[0] for row in rows]
 
 
 def _advance_watermark(
