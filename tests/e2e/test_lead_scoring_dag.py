@@ -63,14 +63,19 @@ def run(env: dict[str, Any], **conf: Any) -> dict[str, str]:
     return states
 
 
-def scores(warehouse: WarehouseConfig, as_of: date = END) -> dict[str, tuple[int, str]]:
+def scores(
+    warehouse: WarehouseConfig, as_of: date = END
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """(lead, CRM property prefix of the scoring model) -> (score, band) for the as-of date."""
     with psycopg.connect(warehouse.conninfo()) as conn:
         rows = conn.execute(
-            "select lead_id, total_score, band from lead_scoring_marts.fct_lead_scores "
-            "where as_of_date = %s",
+            "select s.lead_id, m.crm_property_prefix, s.total_score, s.band "
+            "from lead_scoring_marts.fct_lead_scores as s "
+            "join lead_scoring_rules.scoring_models as m using (scoring_model_id) "
+            "where s.as_of_date = %s",
             (as_of,),
         ).fetchall()
-    return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+    return {(str(r[0]), str(r[1])): (int(r[2]), str(r[3])) for r in rows}
 
 
 def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
@@ -97,15 +102,20 @@ def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
     dirty = Counter(summary.dirty)
     assert summary.dirty, "the dataset carries dirty records, and the run must survive them"
     first = scores(warehouse)
-    # One row per lead x the one shipped model; contacts with a malformed email are quarantined.
-    assert len(first) == summary.contacts_created - dirty["bad_email"]
+    leads = sorted({lead for lead, _ in first})
+    prefixes = sorted({prefix for _, prefix in first})
+    # One row per lead x each shipped model; contacts with a malformed email are quarantined.
+    assert prefixes == ["dw_ent", "dw_lead"]
+    assert len(leads) == summary.contacts_created - dirty["bad_email"]
+    assert len(first) == len(leads) * len(prefixes)
     assert {band for _, band in first.values()} == {"cold", "warm", "hot"}
     with psycopg.connect(warehouse.conninfo()) as conn:
         raw = conn.execute(
             "select (select count(*) from raw_crm.contacts),"
             " (select count(*) from raw_analytics.web_events),"
             " (select count(*) from raw_crm.email_events),"
-            " (select count(distinct ruleset_version) from lead_scoring_marts.fct_lead_scores)"
+            " (select count(distinct ruleset_version) - count(distinct scoring_model_id)"
+            "  from lead_scoring_marts.fct_lead_scores)"
         ).fetchone()
         quarantined = dict(
             conn.execute(
@@ -128,16 +138,19 @@ def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
     assert raw[0] == summary.contacts_created - dirty["bad_email"]
     assert raw[1] == summary.web_events - web_dirt - dirty["duplicate_event"]
     assert raw[2] == summary.email_events - dirty["unknown_email_type"]
-    assert raw[3] == 1
+    assert raw[3] == 0  # one ruleset version per scoring model
 
-    # The CRM now holds exactly the warehouse's values on every contact.
-    held = sandbox.portal.get_contacts(list(first), ["dw_lead_score", "dw_lead_band"])
+    # The CRM now holds exactly the warehouse's values on every contact, for every model.
+    properties = [f"{p}_{field}" for p in prefixes for field in ("score", "band")]
+    held = sandbox.portal.get_contacts(leads, properties)
     assert {
-        k: (int(v["properties"]["dw_lead_score"]), v["properties"]["dw_lead_band"])
-        for k, v in held.items()
+        (lead, p): (int(v["properties"][f"{p}_score"]), v["properties"][f"{p}_band"])
+        for lead, v in held.items()
+        for p in prefixes
     } == first
     after_first = crm_writes(sandbox)
-    assert after_first == (-(-len(first) // 100), len(first))  # ceil(n / 100) calls, each once
+    # ceil(n / 100) calls, each contact written once with all its models' properties
+    assert after_first == (-(-len(leads) // 100), len(leads))
 
     # Second run, nothing changed: same scores, no duplicated raw rows, zero CRM writes.
     states = run(dag_env)

@@ -16,9 +16,20 @@ from lead_scoring.quality.gates import GateFailed, score_gate
 pytestmark = pytest.mark.integration
 AS_OF = date(2026, 6, 1)
 GOOD = [
-    ("1", "default", 85, "hot", True, "abc123"),
-    ("2", "default", 45, "warm", False, "abc123"),
-    ("3", "default", 0, "cold", False, "abc123"),
+    ("1", "default", 85, "hot", True, "abc123", "other", True),
+    ("2", "default", 45, "warm", False, "abc123", "other", False),
+    ("3", "default", 0, "cold", False, "abc123", "other", False),
+    ("4", "default", 85, "warm", True, "abc123", "big", False),  # 85 is only warm in `big`
+]
+FIELDS = [
+    "lead_id",
+    "scoring_model_id",
+    "total_score",
+    "band",
+    "is_mql",
+    "ruleset_version",
+    "segment",
+    "is_sql",
 ]
 
 
@@ -37,19 +48,25 @@ def load(warehouse: WarehouseConfig, rows: list[tuple[object, ...]], as_of: date
             create schema if not exists lead_scoring_rules;
             create schema if not exists lead_scoring_marts;
             create table if not exists lead_scoring_rules.scoring_models as
-                select 'default'::text as scoring_model_id, 0 as score_floor, 100 as score_ceiling,
-                       40 as warm_threshold, 70 as hot_threshold, 60 as mql_threshold;
+                select 'default'::text as scoring_model_id, 0 as score_floor, 100 as score_ceiling;
+            create table if not exists lead_scoring_rules.score_thresholds (
+                scoring_model_id text, segment text, warm_threshold integer,
+                hot_threshold integer, mql_threshold integer, sql_threshold integer);
+            insert into lead_scoring_rules.score_thresholds
+                select 'default', '*', 40, 70, 60, 80
+                where not exists (select from lead_scoring_rules.score_thresholds);
+            insert into lead_scoring_rules.score_thresholds
+                select 'default', 'big', 50, 90, 75, 95
+                where (select count(*) from lead_scoring_rules.score_thresholds) = 1;
             create table if not exists lead_scoring_marts.fct_lead_scores (
                 lead_id text, scoring_model_id text, as_of_date date, total_score integer,
-                band text, is_mql boolean, ruleset_version text);
+                band text, is_mql boolean, ruleset_version text, segment text, is_sql boolean);
             """
         )
         with conn.cursor() as cursor:
             cursor.executemany(
-                "insert into lead_scoring_marts.fct_lead_scores "
-                "(lead_id, scoring_model_id, total_score, band, is_mql, ruleset_version, "
-                "as_of_date) "
-                "values (%s, %s, %s, %s, %s, %s, %s)",
+                f"insert into lead_scoring_marts.fct_lead_scores ({', '.join(FIELDS)}, as_of_date) "
+                f"values ({', '.join(['%s'] * (len(FIELDS) + 1))})",
                 [(*row, as_of) for row in rows],
             )
 
@@ -59,7 +76,9 @@ def test_good_scores_pass_and_data_docs_are_built(
 ) -> None:
     load(warehouse, GOOD)
     load(
-        warehouse, [("1", "default", 500, "hot", True, None)], as_of=date(2026, 5, 1)
+        warehouse,
+        [("1", "default", 500, "hot", True, None, "other", False)],
+        as_of=date(2026, 5, 1),
     )  # another day
     result = score_gate(warehouse, AS_OF, context_dir=context_dir)
     assert result.success
@@ -72,12 +91,10 @@ def test_good_scores_pass_and_data_docs_are_built(
 def replace(
     index: int, **changes: object
 ) -> Callable[[list[tuple[object, ...]]], list[tuple[object, ...]]]:
-    fields = ["lead_id", "scoring_model_id", "total_score", "band", "is_mql", "ruleset_version"]
-
     def apply(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
         row = list(rows[index])
         for name, value in changes.items():
-            row[fields.index(name)] = value
+            row[FIELDS.index(name)] = value
         return [*rows[:index], tuple(row), *rows[index + 1 :]]
 
     return apply
@@ -93,6 +110,9 @@ def replace(
         (replace(0, total_score=130), "clamp"),
         (replace(1, total_score=75), "thresholds"),  # 75 is hot, the row says warm
         (replace(0, is_mql=False), "thresholds"),  # 85 >= the MQL threshold
+        (replace(1, is_sql=True), "thresholds"),  # 45 is far below the SQL threshold
+        (replace(3, band="hot"), "thresholds"),  # hot needs 90 in segment `big`
+        (replace(3, segment="nowhere"), "thresholds"),  # falls back to `*`: 85 is hot there
     ],
 )
 def test_each_expectation_fails_on_a_crafted_bad_batch(

@@ -52,17 +52,32 @@ def score_expectations() -> list[Any]:
             ),
         ),
         e.UnexpectedRowsExpectation(
-            description="Band and MQL flag follow the model's thresholds.",
+            description=(
+                "Band, MQL and SQL flags follow the thresholds of the lead's model and segment "
+                "(the segment's row, else the model's default row '*')."
+            ),
             unexpected_rows_query=(
                 "select scores.lead_id, scores.scoring_model_id, scores.total_score, scores.band "
                 "from {batch} as scores "
-                f"inner join {RULES}.scoring_models as models "
-                "on scores.scoring_model_id = models.scoring_model_id "
-                "where scores.band <> case "
-                "when scores.total_score >= models.hot_threshold then 'hot' "
-                "when scores.total_score >= models.warm_threshold then 'warm' "
+                f"left join {RULES}.score_thresholds as by_segment "
+                "on scores.scoring_model_id = by_segment.scoring_model_id "
+                "and scores.segment = by_segment.segment "
+                f"left join {RULES}.score_thresholds as by_default "
+                "on scores.scoring_model_id = by_default.scoring_model_id "
+                "and by_default.segment = '*' "
+                "cross join lateral (select "
+                "coalesce(by_segment.hot_threshold, by_default.hot_threshold) as hot, "
+                "coalesce(by_segment.warm_threshold, by_default.warm_threshold) as warm, "
+                "coalesce(by_segment.mql_threshold, by_default.mql_threshold) as mql, "
+                "coalesce(by_segment.sql_threshold, by_default.sql_threshold) as sql"
+                ") as t "
+                "where t.hot is null "
+                "or scores.band <> case "
+                "when scores.total_score >= t.hot then 'hot' "
+                "when scores.total_score >= t.warm then 'warm' "
                 "else 'cold' end "
-                "or scores.is_mql <> (scores.total_score >= models.mql_threshold)"
+                "or scores.is_mql <> (scores.total_score >= t.mql) "
+                "or (scores.is_sql and scores.total_score < t.sql)"
             ),
         ),
     ]

@@ -48,6 +48,15 @@ class DemoOptions:
     as_of: date | None = None
 
 
+# Bumped when the marts change shape: the demo's persistent warehouse is then rebuilt instead
+# of failing on an incremental model whose columns moved (a production warehouse runs the DAG
+# once with full_refresh=true instead; see the README).
+WAREHOUSE_LAYOUT = 2
+
+# The scoring model whose top leads the demo lists (the shipped ruleset's core model).
+DEMO_TOP_MODEL = "default"
+
+
 def say(message: str = "") -> None:
     print(message, flush=True)
 
@@ -160,19 +169,20 @@ def report(
     with connect(warehouse) as conn:
         top = conn.execute(
             f"""
-            select lead_id, email, total_score, band, coalesce(top_reason, '-')
-            from {MARTS}.fct_lead_scores where as_of_date = %s
+            select lead_id, email, total_score, band, fit_grade, coalesce(top_reasons, '-')
+            from {MARTS}.fct_lead_scores where as_of_date = %s and scoring_model_id = %s
             order by total_score desc, raw_score desc, lead_id limit 10
             """,
-            (as_of,),
+            (as_of, DEMO_TOP_MODEL),
         ).fetchall()
-        bands: dict[str, int] = dict(
-            conn.execute(
-                f"select band, count(*) from {MARTS}.fct_lead_scores "
-                "where as_of_date = %s group by band",
+        bands: dict[tuple[str, str], int] = {
+            (str(model), str(band)): int(count)
+            for model, band, count in conn.execute(
+                f"select scoring_model_id, band, count(*) from {MARTS}.fct_lead_scores "
+                "where as_of_date = %s group by 1, 2",
                 (as_of,),
             ).fetchall()
-        )
+        }
         after = scores_snapshot(warehouse, as_of)
         raw = {
             "contacts": conn.execute(f"select count(*) from {RAW_CRM}.contacts").fetchone(),
@@ -207,10 +217,13 @@ def report(
         ).fetchone()
     models = {model for _, model in after}
     say()
-    say(f"Top 10 leads (as of {as_of})")
-    say(f"  {'lead':>6}  {'email':<50} {'score':>5}  {'band':<5} top reason")
-    for lead_id, email, score, band, reason in top:
-        say(f"  {lead_id!s:>6}  {str(email or '-')[:50]:<50} {score!s:>5}  {band!s:<5} {reason}")
+    say(f"Top 10 leads of the {DEMO_TOP_MODEL!r} scoring model (as of {as_of})")
+    say(f"  {'lead':>6}  {'email':<40} {'score':>5}  {'band':<5} fit  top reasons")
+    for lead_id, email, score, band, grade, reasons_text in top:
+        say(
+            f"  {lead_id!s:>6}  {str(email or '-')[:40]:<40} {score!s:>5}  {band!s:<5} "
+            f"{grade!s:<3}  {reasons_text}"
+        )
     say()
     say("This run")
     new_rows = {str(src): (int(ins or 0), int(q or 0), int(rep or 0)) for src, ins, q, rep in loads}
@@ -235,11 +248,11 @@ def report(
             + ", ".join(f"{n} {reason}" for reason, n in reasons)
             + f" (reason and payload in {RAW_CRM}.quarantine / {RAW_ANALYTICS}.quarantine)"
         )
-    band_text = ", ".join(f"{bands.get(b, 0):,} {b}" for b in ("hot", "warm", "cold"))
     leads = len(after) // max(1, len(models))
-    say(
-        f"  scores      {len(after):,} rows = {leads:,} leads x {len(models)} model(s): {band_text}"
-    )
+    say(f"  scores      {len(after):,} rows = {leads:,} leads x {len(models)} model(s)")
+    for model in sorted(models):
+        band_text = ", ".join(f"{bands.get((model, b), 0):,} {b}" for b in ("hot", "warm", "cold"))
+        say(f"              {model}: {band_text}")
     if before:
         same = sum(1 for key, value in after.items() if before.get(key) == value)
         say(f"              same as the previous run for this date: {same:,} of {len(after):,}")
@@ -274,10 +287,19 @@ def run_demo(options: DemoOptions) -> int:
     with ExitStack() as stack:
         check_port_free("127.0.0.1", options.port)
         end = previous_dataset_end(dataset_dir, options)
+        layout_file = local / "demo" / "warehouse_layout"
+        old_layout = layout_file.read_text().strip() if layout_file.exists() else None
         if end is None and (dataset_dir / "manifest.json").exists():
             say("  the dataset asked for differs from the last demo's: starting from a fresh")
             say("  portal and warehouse (the demo's own state in .local, nothing else)")
             reset_demo_state(local)
+        elif old_layout != str(WAREHOUSE_LAYOUT) and (local / "pgdata").exists():
+            say("  the score marts changed shape since the last demo: starting from a fresh")
+            say("  portal and warehouse (the demo's own state in .local, nothing else)")
+            reset_demo_state(local)
+            end = None
+        layout_file.parent.mkdir(parents=True, exist_ok=True)
+        layout_file.write_text(f"{WAREHOUSE_LAYOUT}\n")
         end = end or options.as_of or datetime.now(UTC).date()
         server = EmbeddedPostgres(local / "pgdata")
         try:

@@ -253,10 +253,11 @@ def sync_scores(
                     if change is None:
                         continue
                     result.changed += 1
-                    pending.setdefault(change.lead_id, []).append(change)
-                    if len(pending) == BATCH_MAX:
+                    # A contact's changes (one per scoring model) go in one input of one batch.
+                    if change.lead_id not in pending and len(pending) == BATCH_MAX:
                         _send(writer, client, pending, result)
                         pending = {}
+                    pending.setdefault(change.lead_id, []).append(change)
                 if pending:
                     _send(writer, client, pending, result)
         except BaseException as exc:

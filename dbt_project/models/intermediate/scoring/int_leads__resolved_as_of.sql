@@ -1,5 +1,8 @@
--- Each lead's attributes as they were known at the as-of date: the latest contact version
--- whose validity started before the cutoff. Archived (deleted) contacts are not leads.
+-- Each lead as it was known at the as-of date: the latest contact version whose validity
+-- started before the cutoff. A contact created before the cutoff but first extracted later
+-- has no such version; its earliest version stands in and `has_attributes_as_of` says so
+-- (backtests can leave those leads out). Archived (deleted) contacts are not leads.
+-- Lifecycle dates later than the cutoff are not known yet and read as null.
 
 with
 
@@ -9,40 +12,67 @@ contacts as (
 
 ),
 
-known_versions as (
+ranked_versions as (
 
-    select contacts.*
+    select
+        contacts.*,
+        contacts.valid_from < {{ as_of_cutoff() }} as is_known_by_cutoff,
+        row_number() over (
+            partition by contacts.contact_id
+            order by
+                (contacts.valid_from < {{ as_of_cutoff() }}) desc,
+                case
+                    when contacts.valid_from < {{ as_of_cutoff() }}
+                        then contacts.valid_from
+                end desc nulls last,
+                contacts.valid_from asc
+        ) as version_rank
     from contacts
-    where contacts.valid_from < {{ as_of_cutoff() }}
 
 ),
 
-latest_versions as (
+versions_as_of as (
 
-    select distinct on (known_versions.contact_id) known_versions.*
-    from known_versions
-    order by known_versions.contact_id asc, known_versions.valid_from desc
+    select ranked_versions.*
+    from ranked_versions
+    where
+        ranked_versions.version_rank = 1
+        and coalesce(ranked_versions.created_at, ranked_versions.valid_from)
+        < {{ as_of_cutoff() }}
 
 ),
 
 final as (
 
     select
-        latest_versions.contact_id as lead_id,
-        latest_versions.contact_version_id,
-        latest_versions.email,
-        latest_versions.first_name,
-        latest_versions.last_name,
-        latest_versions.company_name,
-        latest_versions.job_title,
-        latest_versions.industry,
-        latest_versions.company_size,
-        latest_versions.country,
-        latest_versions.original_source,
-        latest_versions.created_at,
-        latest_versions.valid_from
-    from latest_versions
-    where not latest_versions.is_archived
+        versions_as_of.contact_id as lead_id,
+        versions_as_of.contact_version_id,
+        versions_as_of.email,
+        split_part(versions_as_of.email, '@', 2) as email_domain,
+        versions_as_of.first_name,
+        versions_as_of.last_name,
+        versions_as_of.company_name,
+        versions_as_of.job_title,
+        versions_as_of.industry,
+        versions_as_of.company_size,
+        -- "1000+", "50-100" and "250" read as their lower bound: 1000, 50, 250
+        cast(
+            substring(versions_as_of.company_size from '^\s*([0-9]+)') as integer
+        ) as company_employees,
+        versions_as_of.country,
+        versions_as_of.original_source,
+        versions_as_of.lifecycle_stage,
+        versions_as_of.created_at,
+        {% for stage in ['lead', 'mql', 'sql', 'opportunity', 'customer'] %}
+            case
+                when versions_as_of.became_{{ stage }}_at < {{ as_of_cutoff() }}
+                    then versions_as_of.became_{{ stage }}_at
+            end as became_{{ stage }}_at,
+        {% endfor %}
+        versions_as_of.is_known_by_cutoff as has_attributes_as_of,
+        versions_as_of.valid_from
+    from versions_as_of
+    where not versions_as_of.is_archived
 
 )
 

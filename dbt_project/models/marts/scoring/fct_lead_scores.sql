@@ -4,10 +4,14 @@
         incremental_strategy='delete+insert',
         unique_key='as_of_date',
         on_schema_change='fail',
+        indexes=[{'columns': ['as_of_date', 'scoring_model_id']}],
     )
 }}
--- Scores per lead x scoring model x as-of date. Re-running an as-of date replaces all of that
--- date's rows (delete+insert on as_of_date), so a retry or backfill never duplicates.
+-- Scores per lead x scoring model x as-of date: the four components, the clamped total, the
+-- band and fit grade, the MQL/SQL flags with the dates the lead first reached them, the top
+-- reasons (for the CRM) and the ruleset version. Re-running an as-of date replaces that
+-- date's rows (delete+insert on as_of_date) and gives identical rows: `scored_at` is the
+-- instant the score is valid at (the as-of cutoff), not the wall clock of the run.
 
 with
 
@@ -17,99 +21,146 @@ leads as (
 
 ),
 
+segments as (
+
+    select * from {{ ref('int_leads__segmented') }}
+
+),
+
 lines as (
 
-    select * from {{ ref('int_lead_score_lines__matched') }}
+    select * from {{ ref('int_lead_score_lines__assembled') }}
+
+),
+
+activities as (
+
+    select * from {{ ref('int_lead_activities__as_of') }}
 
 ),
 
 scoring_models as (
 
-    select * from {{ ref('scoring_models') }}
+    select * from {{ ref('int_scoring_models__versioned') }}
 
 ),
 
-demographic_rules as (
+score_thresholds as (
 
-    select * from {{ ref('demographic_rules') }}
-
-),
-
-behavioral_rules as (
-
-    select * from {{ ref('behavioral_rules') }}
+    select * from {{ ref('score_thresholds') }}
 
 ),
 
--- The ruleset version: a hash of every rule and threshold of the model, so any change to the
--- seeds gives a new version and equal seeds always give the same one.
-rule_fingerprints as (
+{% if is_incremental() %}
+
+previous_scores as (
 
     select
-        scoring_models.scoring_model_id,
-        md5(cast(scoring_models.* as text)) as fingerprint
-    from scoring_models
-
-    union all
-
-    select
-        demographic_rules.scoring_model_id,
-        md5(cast(demographic_rules.* as text)) as fingerprint
-    from demographic_rules
-
-    union all
-
-    select
-        behavioral_rules.scoring_model_id,
-        md5(cast(behavioral_rules.* as text)) as fingerprint
-    from behavioral_rules
+        this_scores.lead_id,
+        this_scores.scoring_model_id,
+        this_scores.mql_date,
+        this_scores.sql_date
+    from {{ this }} as this_scores
+    where
+        this_scores.as_of_date = (
+            select max(earlier.as_of_date)
+            from {{ this }} as earlier
+            where earlier.as_of_date < {{ as_of_date() }}
+        )
 
 ),
 
-ruleset_versions as (
-
-    select
-        rule_fingerprints.scoring_model_id,
-        left(
-            md5(
-                string_agg(
-                    rule_fingerprints.fingerprint, ''
-                    order by rule_fingerprints.fingerprint
-                )
-            ),
-            12
-        ) as ruleset_version
-    from rule_fingerprints
-    group by rule_fingerprints.scoring_model_id
-
-),
+{% endif %}
 
 components as (
 
     select
         lines.lead_id,
         lines.scoring_model_id,
-        sum(lines.points) filter (where lines.component = 'demographic') as demographic_score,
-        sum(lines.points) filter (where lines.component = 'behavioral') as behavioral_score,
-        sum(lines.points) filter (where lines.component = 'negative') as negative_score
+        sum(lines.points_after_caps) filter (where lines.component = 'demographic')
+            as demographic_score,
+        sum(lines.points_after_caps) filter (where lines.component = 'behavioral')
+            as behavioral_score,
+        sum(lines.points_after_caps) filter (where lines.component = 'negative')
+            as negative_score,
+        sum(lines.decay_points) as decay_score,
+        sum(lines.points) filter (where lines.rule_type = 'demographic') as fit_score,
+        sum(lines.points) as total_score
     from lines
     group by lines.lead_id, lines.scoring_model_id
 
 ),
 
-top_reasons as (
+ranked_reasons as (
 
-    select distinct on (lines.lead_id, lines.scoring_model_id)
+    select
         lines.lead_id,
         lines.scoring_model_id,
-        lines.description || ' (+' || lines.points || ')' as top_reason
+        lines.description || ' (+' || lines.points || ')' as reason,
+        row_number() over (
+            partition by lines.lead_id, lines.scoring_model_id
+            order by lines.points desc, lines.rule_id asc, lines.window_start desc
+        ) as reason_rank
     from lines
-    where lines.points > 0
-    order by
-        lines.lead_id asc,
-        lines.scoring_model_id asc,
-        lines.points desc,
-        lines.rule_id asc
+    where lines.points > 0 and lines.rule_type <> 'clamp'
+
+),
+
+top_reasons as (
+
+    select
+        ranked_reasons.lead_id,
+        ranked_reasons.scoring_model_id,
+        string_agg(ranked_reasons.reason, '; ' order by ranked_reasons.reason_rank)
+            as top_reasons
+    from ranked_reasons
+    where ranked_reasons.reason_rank <= 3
+    group by ranked_reasons.lead_id, ranked_reasons.scoring_model_id
+
+),
+
+decision_signals as (
+
+    select
+        activities.lead_id,
+        max(activities.activity_date) as last_decision_date
+    from activities
+    where activities.funnel_stage = 'decision' and activities.is_engagement
+    group by activities.lead_id
+
+),
+
+thresholds as (
+
+    select
+        leads.lead_id,
+        scoring_models.scoring_model_id,
+        segments.segment,
+        coalesce(by_segment.warm_threshold, by_default.warm_threshold) as warm_threshold,
+        coalesce(by_segment.hot_threshold, by_default.hot_threshold) as hot_threshold,
+        coalesce(by_segment.mql_threshold, by_default.mql_threshold) as mql_threshold,
+        coalesce(by_segment.sql_threshold, by_default.sql_threshold) as sql_threshold,
+        coalesce(
+            by_segment.sql_requires_decision_signal,
+            by_default.sql_requires_decision_signal
+        ) as sql_requires_decision_signal,
+        coalesce(by_segment.sql_signal_window_days, by_default.sql_signal_window_days)
+            as sql_signal_window_days,
+        coalesce(by_segment.fit_grade_a, by_default.fit_grade_a) as fit_grade_a,
+        coalesce(by_segment.fit_grade_b, by_default.fit_grade_b) as fit_grade_b,
+        coalesce(by_segment.fit_grade_c, by_default.fit_grade_c) as fit_grade_c
+    from leads
+    cross join scoring_models
+    inner join segments
+        on leads.lead_id = segments.lead_id
+    left join score_thresholds as by_segment
+        on
+            scoring_models.scoring_model_id = by_segment.scoring_model_id
+            and segments.segment = by_segment.segment
+    left join score_thresholds as by_default
+        on
+            scoring_models.scoring_model_id = by_default.scoring_model_id
+            and by_default.segment = '*'
 
 ),
 
@@ -119,18 +170,34 @@ scored as (
         leads.lead_id,
         scoring_models.scoring_model_id,
         leads.email,
+        thresholds.segment,
         coalesce(components.demographic_score, 0) as demographic_score,
         coalesce(components.behavioral_score, 0) as behavioral_score,
         coalesce(components.negative_score, 0) as negative_score,
-        scoring_models.score_floor,
-        scoring_models.score_ceiling,
-        scoring_models.warm_threshold,
-        scoring_models.hot_threshold,
-        scoring_models.mql_threshold,
-        top_reasons.top_reason,
-        ruleset_versions.ruleset_version
+        coalesce(components.decay_score, 0) as decay_score,
+        coalesce(components.fit_score, 0) as fit_score,
+        coalesce(components.total_score, 0) as total_score,
+        coalesce(
+            decision_signals.last_decision_date
+            > {{ as_of_date() }} - thresholds.sql_signal_window_days,
+            false
+        ) as has_decision_signal,
+        thresholds.warm_threshold,
+        thresholds.hot_threshold,
+        thresholds.mql_threshold,
+        thresholds.sql_threshold,
+        thresholds.sql_requires_decision_signal,
+        thresholds.fit_grade_a,
+        thresholds.fit_grade_b,
+        thresholds.fit_grade_c,
+        top_reasons.top_reasons,
+        scoring_models.ruleset_version
     from leads
     cross join scoring_models
+    inner join thresholds
+        on
+            leads.lead_id = thresholds.lead_id
+            and scoring_models.scoring_model_id = thresholds.scoring_model_id
     left join components
         on
             leads.lead_id = components.lead_id
@@ -139,23 +206,19 @@ scored as (
         on
             leads.lead_id = top_reasons.lead_id
             and scoring_models.scoring_model_id = top_reasons.scoring_model_id
-    inner join ruleset_versions
-        on scoring_models.scoring_model_id = ruleset_versions.scoring_model_id
+    left join decision_signals
+        on leads.lead_id = decision_signals.lead_id
 
 ),
 
-totals as (
+flagged as (
 
     select
         scored.*,
-        scored.demographic_score + scored.behavioral_score + scored.negative_score as raw_score,
-        greatest(
-            scored.score_floor,
-            least(
-                scored.score_ceiling,
-                scored.demographic_score + scored.behavioral_score + scored.negative_score
-            )
-        ) as total_score
+        scored.total_score >= scored.mql_threshold as is_mql,
+        scored.total_score >= scored.sql_threshold
+        and (not scored.sql_requires_decision_signal or scored.has_decision_signal)
+            as is_sql
     from scored
 
 ),
@@ -163,27 +226,68 @@ totals as (
 final as (
 
     select
-        cast(totals.lead_id as text) as lead_id,
-        cast(totals.scoring_model_id as text) as scoring_model_id,
+        md5(
+            flagged.lead_id || '|' || flagged.scoring_model_id || '|' || {{ as_of_date() }}
+        ) as score_id,
+        cast(flagged.lead_id as text) as lead_id,
+        cast(flagged.scoring_model_id as text) as scoring_model_id,
         {{ as_of_date() }} as as_of_date,
-        cast(totals.email as text) as email,
-        cast(totals.demographic_score as integer) as demographic_score,
-        cast(totals.behavioral_score as integer) as behavioral_score,
-        cast(totals.negative_score as integer) as negative_score,
-        cast(totals.raw_score as integer) as raw_score,
-        cast(totals.total_score as integer) as total_score,
+        cast(flagged.email as text) as email,
+        cast(flagged.segment as text) as segment,
+        cast(flagged.demographic_score as integer) as demographic_score,
+        cast(flagged.behavioral_score as integer) as behavioral_score,
+        cast(flagged.negative_score as integer) as negative_score,
+        cast(flagged.decay_score as integer) as decay_score,
+        cast(
+            flagged.demographic_score + flagged.behavioral_score
+            + flagged.negative_score + flagged.decay_score as integer
+        ) as raw_score,
+        cast(flagged.total_score as integer) as total_score,
         cast(
             case
-                when totals.total_score >= totals.hot_threshold then 'hot'
-                when totals.total_score >= totals.warm_threshold then 'warm'
+                when flagged.total_score >= flagged.hot_threshold then 'hot'
+                when flagged.total_score >= flagged.warm_threshold then 'warm'
                 else 'cold'
             end as text
         ) as band,
-        totals.total_score >= totals.mql_threshold as is_mql,
-        cast(totals.top_reason as text) as top_reason,
-        cast(totals.ruleset_version as text) as ruleset_version,
-        cast('{{ run_started_at.isoformat() }}' as timestamptz) as scored_at
-    from totals
+        cast(flagged.fit_score as integer) as fit_score,
+        cast(
+            case
+                when flagged.fit_score >= flagged.fit_grade_a then 'A'
+                when flagged.fit_score >= flagged.fit_grade_b then 'B'
+                when flagged.fit_score >= flagged.fit_grade_c then 'C'
+                else 'D'
+            end as text
+        ) as fit_grade,
+        flagged.is_mql,
+        {% if is_incremental() %}
+            coalesce(
+                previous_scores.mql_date,
+                case when flagged.is_mql then {{ as_of_date() }} end
+            ) as mql_date,
+        {% else %}
+            case when flagged.is_mql then {{ as_of_date() }} end as mql_date,
+        {% endif %}
+        flagged.is_sql,
+        {% if is_incremental() %}
+            coalesce(
+                previous_scores.sql_date,
+                case when flagged.is_sql then {{ as_of_date() }} end
+            ) as sql_date,
+        {% else %}
+            case when flagged.is_sql then {{ as_of_date() }} end as sql_date,
+        {% endif %}
+        flagged.has_decision_signal,
+        cast(flagged.top_reasons as text) as top_reasons,
+        cast(flagged.ruleset_version as text) as ruleset_version,
+        {{ as_of_cutoff() }} as scored_at
+    from flagged
+    {% if is_incremental() %}
+        left join previous_scores
+            on
+                flagged.lead_id = previous_scores.lead_id
+                and flagged.scoring_model_id = previous_scores.scoring_model_id
+    {% endif %}
 
 )
 

@@ -1,0 +1,154 @@
+-- Which lead each identity belongs to, and since when. An identity is an email address, a
+-- Segment userId or a Segment anonymousId. Emails come from the CRM contacts; an `identify`
+-- call binds its anonymousId and userId to traits.email, and that email finds the contact.
+-- When one identity was identified with several emails, the latest identify wins. `bound_at`
+-- is when the binding became known: an anonymous visit only counts for a lead from the moment
+-- the visitor identified, which keeps point-in-time scores honest.
+
+with
+
+contacts as (
+
+    select * from {{ ref('stg_hubspot__contacts') }}
+
+),
+
+web_events as (
+
+    select * from {{ ref('stg_segment__web_events') }}
+
+),
+
+email_holders as (
+
+    select
+        contacts.email,
+        contacts.contact_id,
+        least(min(contacts.created_at), min(contacts.valid_from)) as held_since,
+        max(contacts.valid_from) as last_seen_at
+    from contacts
+    where contacts.email is not null
+    group by contacts.email, contacts.contact_id
+
+),
+
+-- One lead per email: the contact that held it most recently (HubSpot keeps emails unique,
+-- but a deleted and re-created contact can leave two holders behind).
+lead_emails as (
+
+    select distinct on (email_holders.email)
+        email_holders.email,
+        email_holders.contact_id as lead_id,
+        email_holders.held_since
+    from email_holders
+    order by
+        email_holders.email asc,
+        email_holders.last_seen_at desc,
+        email_holders.contact_id asc
+
+),
+
+identifies as (
+
+    select
+        web_events.anonymous_id,
+        web_events.user_id,
+        web_events.trait_email,
+        web_events.occurred_at
+    from web_events
+    where
+        web_events.event_type = 'identify'
+        and web_events.trait_email is not null
+
+),
+
+identity_emails as (
+
+    select
+        'anonymous_id' as identity_type,
+        identifies.anonymous_id as identity_value,
+        identifies.trait_email,
+        identifies.occurred_at
+    from identifies
+    where identifies.anonymous_id is not null
+
+    union all
+
+    select
+        'user_id' as identity_type,
+        identifies.user_id as identity_value,
+        identifies.trait_email,
+        identifies.occurred_at
+    from identifies
+    where identifies.user_id is not null
+
+),
+
+latest_identity_emails as (
+
+    select distinct on (identity_emails.identity_type, identity_emails.identity_value)
+        identity_emails.identity_type,
+        identity_emails.identity_value,
+        identity_emails.trait_email
+    from identity_emails
+    order by
+        identity_emails.identity_type asc,
+        identity_emails.identity_value asc,
+        identity_emails.occurred_at desc
+
+),
+
+first_bindings as (
+
+    select
+        identity_emails.identity_type,
+        identity_emails.identity_value,
+        identity_emails.trait_email,
+        min(identity_emails.occurred_at) as identified_at
+    from identity_emails
+    group by
+        identity_emails.identity_type,
+        identity_emails.identity_value,
+        identity_emails.trait_email
+
+),
+
+web_identities as (
+
+    select
+        latest_identity_emails.identity_type,
+        latest_identity_emails.identity_value,
+        lead_emails.lead_id,
+        first_bindings.identified_at as bound_at
+    from latest_identity_emails
+    inner join first_bindings
+        on
+            latest_identity_emails.identity_type = first_bindings.identity_type
+            and latest_identity_emails.identity_value = first_bindings.identity_value
+            and latest_identity_emails.trait_email = first_bindings.trait_email
+    inner join lead_emails
+        on latest_identity_emails.trait_email = lead_emails.email
+
+),
+
+final as (
+
+    select
+        'email' as identity_type,
+        lead_emails.email as identity_value,
+        lead_emails.lead_id,
+        lead_emails.held_since as bound_at
+    from lead_emails
+
+    union all
+
+    select
+        web_identities.identity_type,
+        web_identities.identity_value,
+        web_identities.lead_id,
+        web_identities.bound_at
+    from web_identities
+
+)
+
+select * from final

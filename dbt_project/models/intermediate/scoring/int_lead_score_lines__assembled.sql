@@ -1,0 +1,290 @@
+{{ config(materialized='table') }}
+-- Every score line of every lead and scoring model at the as-of date, including the
+-- adjustments that make the lines add up exactly to the published score:
+--   group_cap    behavioural lines of a rule group worth more than the group's max_points
+--                are cut back by one line (after half-life decay);
+--   decay_floor  decay may not take the engagement part (behavioural + decay) below the
+--                model's decay_floor, so a long-dormant lead can recover when it returns;
+--   clamp        the total is clamped to the model's [score_floor, score_ceiling].
+-- sum(points) over a lead's lines = its total score; by component = its component scores.
+
+with
+
+leads as (
+
+    select * from {{ ref('int_leads__resolved_as_of') }}
+
+),
+
+demographic_lines as (
+
+    select * from {{ ref('int_lead_score_lines__demographic') }}
+
+),
+
+behavioral_lines as (
+
+    select * from {{ ref('int_lead_score_lines__behavioral') }}
+
+),
+
+bonus_lines as (
+
+    select * from {{ ref('int_lead_score_lines__bonus') }}
+
+),
+
+decay_lines as (
+
+    select * from {{ ref('int_lead_score_lines__decay') }}
+
+),
+
+rule_groups as (
+
+    select * from {{ ref('behavioral_rule_groups') }}
+
+),
+
+scoring_models as (
+
+    select * from {{ ref('int_scoring_models__versioned') }}
+
+),
+
+-- Activity can belong to a contact that is archived or not created yet at the as-of date:
+-- only leads that exist then are scored.
+rule_lines as (
+
+    select matched_lines.*
+    from (
+        select * from demographic_lines
+        union all
+        select * from behavioral_lines
+        union all
+        select * from bonus_lines
+        union all
+        select * from decay_lines
+    ) as matched_lines
+    inner join leads
+        on matched_lines.lead_id = leads.lead_id
+
+),
+
+group_totals as (
+
+    select
+        rule_lines.lead_id,
+        rule_lines.scoring_model_id,
+        rule_lines.rule_group,
+        sum(rule_lines.points) as group_points
+    from rule_lines
+    where
+        rule_lines.rule_type = 'behavioral'
+        and rule_lines.component = 'behavioral'
+        and rule_lines.rule_group is not null
+    group by
+        rule_lines.lead_id,
+        rule_lines.scoring_model_id,
+        rule_lines.rule_group
+
+),
+
+group_cap_lines as (
+
+    select
+        group_totals.lead_id,
+        group_totals.scoring_model_id,
+        'group_cap:' || group_totals.rule_group as rule_id,
+        'group_cap' as rule_type,
+        'behavioral' as component,
+        group_totals.rule_group,
+        rule_groups.description || ' (capped at ' || rule_groups.max_points || ')'
+            as description,
+        'score' as source_type,
+        group_totals.rule_group || ' earned ' || group_totals.group_points
+            as source_ref,
+        cast(null as date) as window_start,
+        cast(null as date) as window_end,
+        cast(null as text) as sample_activity_id,
+        cast(null as integer) as activity_count,
+        cast(null as integer) as counted_count,
+        0 as raw_points,
+        cast(rule_groups.max_points - group_totals.group_points as integer)
+            as points_after_caps,
+        0 as decay_points,
+        cast(rule_groups.max_points - group_totals.group_points as integer) as points
+    from group_totals
+    inner join rule_groups
+        on
+            group_totals.scoring_model_id = rule_groups.scoring_model_id
+            and group_totals.rule_group = rule_groups.rule_group
+    where group_totals.group_points > rule_groups.max_points
+
+),
+
+capped_lines as (
+
+    select * from rule_lines
+    union all
+    select * from group_cap_lines
+
+),
+
+engagement as (
+
+    select
+        capped_lines.lead_id,
+        capped_lines.scoring_model_id,
+        sum(capped_lines.points_after_caps)
+            filter (where capped_lines.component = 'behavioral') as behavioral_points,
+        sum(capped_lines.decay_points) as decay_points
+    from capped_lines
+    group by capped_lines.lead_id, capped_lines.scoring_model_id
+
+),
+
+floor_lines as (
+
+    select
+        engagement.lead_id,
+        engagement.scoring_model_id,
+        'decay_floor' as rule_id,
+        'decay_floor' as rule_type,
+        'decay' as component,
+        cast(null as text) as rule_group,
+        'Decay stops at the model''s floor of ' || scoring_models.decay_floor
+            as description,
+        'score' as source_type,
+        'behavioural ' || coalesce(engagement.behavioral_points, 0)
+        || ', decay ' || engagement.decay_points as source_ref,
+        cast(null as date) as window_start,
+        cast(null as date) as window_end,
+        cast(null as text) as sample_activity_id,
+        cast(null as integer) as activity_count,
+        cast(null as integer) as counted_count,
+        0 as raw_points,
+        0 as points_after_caps,
+        cast(
+            least(
+                -engagement.decay_points,
+                scoring_models.decay_floor
+                - (coalesce(engagement.behavioral_points, 0) + engagement.decay_points)
+            ) as integer
+        ) as decay_points,
+        cast(
+            least(
+                -engagement.decay_points,
+                scoring_models.decay_floor
+                - (coalesce(engagement.behavioral_points, 0) + engagement.decay_points)
+            ) as integer
+        ) as points
+    from engagement
+    inner join scoring_models
+        on engagement.scoring_model_id = scoring_models.scoring_model_id
+    where
+        scoring_models.decay_floor is not null
+        and engagement.decay_points < 0
+        and coalesce(engagement.behavioral_points, 0) + engagement.decay_points
+        < scoring_models.decay_floor
+
+),
+
+unclamped_lines as (
+
+    select * from capped_lines
+    union all
+    select * from floor_lines
+
+),
+
+line_totals as (
+
+    select
+        unclamped_lines.lead_id,
+        unclamped_lines.scoring_model_id,
+        sum(unclamped_lines.points) as line_points
+    from unclamped_lines
+    group by unclamped_lines.lead_id, unclamped_lines.scoring_model_id
+
+),
+
+-- Every lead x model, so a lead with no lines still gets its clamp line when 0 is outside
+-- the model's range.
+raw_totals as (
+
+    select
+        leads.lead_id,
+        scoring_models.scoring_model_id,
+        coalesce(line_totals.line_points, 0) as raw_score
+    from leads
+    cross join scoring_models
+    left join line_totals
+        on
+            leads.lead_id = line_totals.lead_id
+            and scoring_models.scoring_model_id = line_totals.scoring_model_id
+
+),
+
+clamp_lines as (
+
+    select
+        raw_totals.lead_id,
+        raw_totals.scoring_model_id,
+        'clamp' as rule_id,
+        'clamp' as rule_type,
+        'clamp' as component,
+        cast(null as text) as rule_group,
+        'Score kept within ' || scoring_models.score_floor || ' to '
+        || scoring_models.score_ceiling as description,
+        'score' as source_type,
+        'unclamped total ' || raw_totals.raw_score as source_ref,
+        cast(null as date) as window_start,
+        cast(null as date) as window_end,
+        cast(null as text) as sample_activity_id,
+        cast(null as integer) as activity_count,
+        cast(null as integer) as counted_count,
+        0 as raw_points,
+        cast(clamped.total_score - raw_totals.raw_score as integer) as points_after_caps,
+        0 as decay_points,
+        cast(clamped.total_score - raw_totals.raw_score as integer) as points
+    from raw_totals
+    inner join scoring_models
+        on raw_totals.scoring_model_id = scoring_models.scoring_model_id
+    cross join lateral (
+        select
+            greatest(
+                scoring_models.score_floor,
+                least(scoring_models.score_ceiling, raw_totals.raw_score)
+            ) as total_score
+    ) as clamped
+    where clamped.total_score <> raw_totals.raw_score
+
+),
+
+all_lines as (
+
+    select * from unclamped_lines
+    union all
+    select * from clamp_lines
+
+),
+
+final as (
+
+    select
+        md5(
+            concat_ws(
+                '|',
+                all_lines.lead_id,
+                all_lines.scoring_model_id,
+                all_lines.rule_id,
+                all_lines.window_start
+            )
+        ) as score_line_id,
+        all_lines.*
+    from all_lines
+
+)
+
+select * from final

@@ -1,0 +1,147 @@
+-- Inactivity decay: one line per lead, scoring model and decay rule that applies at the
+-- as-of date. `inactivity`: the lead engaged on the channel (or on any channel) before, but
+-- not in the last `inactivity_days` days. `unopened_email`: no email opened or clicked for
+-- `inactivity_days` days, `points` per email delivered since the last open, at most
+-- `max_points` in all. A lead who engages again loses the line on the next score: decay is
+-- recomputed from the activity, never stored, which is how a score recovers.
+-- (Half-life decay of old points is on the behavioural lines themselves.)
+
+with
+
+activities as (
+
+    select * from {{ ref('int_lead_activities__as_of') }}
+
+),
+
+decay_rules as (
+
+    select * from {{ ref('decay_rules') }}
+
+),
+
+last_engagement as (
+
+    select
+        activities.lead_id,
+        channels.channel,
+        max(activities.activity_date) as last_engaged_on
+    from activities
+    cross join lateral (
+        values (activities.channel), ('any')
+    ) as channels (channel)
+    where activities.is_engagement
+    group by activities.lead_id, channels.channel
+
+),
+
+inactivity_lines as (
+
+    select
+        last_engagement.lead_id,
+        decay_rules.scoring_model_id,
+        decay_rules.rule_id,
+        decay_rules.description,
+        'last ' || last_engagement.channel || ' engagement on '
+        || last_engagement.last_engaged_on as source_ref,
+        last_engagement.last_engaged_on + decay_rules.inactivity_days as window_start,
+        1 as counted_count,
+        decay_rules.points
+    from last_engagement
+    inner join decay_rules
+        on
+            last_engagement.channel = decay_rules.channel
+            and decay_rules.decay_type = 'inactivity'
+    where {{ as_of_date() }} - last_engagement.last_engaged_on >= decay_rules.inactivity_days
+
+),
+
+email_opens as (
+
+    select
+        activities.lead_id,
+        max(activities.activity_date) filter (
+            where activities.activity_type in ('email_open', 'email_click')
+        ) as last_opened_on
+    from activities
+    where activities.channel = 'email'
+    group by activities.lead_id
+
+),
+
+unopened as (
+
+    select
+        activities.lead_id,
+        email_opens.last_opened_on,
+        min(activities.activity_date) as first_unopened_on,
+        cast(sum(activities.activity_count) as integer) as unopened_count
+    from activities
+    inner join email_opens
+        on activities.lead_id = email_opens.lead_id
+    where
+        activities.activity_type = 'email_delivered'
+        and activities.activity_date > coalesce(email_opens.last_opened_on, date '0001-01-01')
+    group by activities.lead_id, email_opens.last_opened_on
+
+),
+
+unopened_lines as (
+
+    select
+        unopened.lead_id,
+        decay_rules.scoring_model_id,
+        decay_rules.rule_id,
+        decay_rules.description,
+        unopened.unopened_count || ' emails unopened since '
+        || coalesce(cast(unopened.last_opened_on as text), 'ever') as source_ref,
+        unopened.first_unopened_on as window_start,
+        unopened.unopened_count as counted_count,
+        greatest(
+            decay_rules.points * unopened.unopened_count,
+            coalesce(decay_rules.max_points, decay_rules.points * unopened.unopened_count)
+        ) as points
+    from unopened
+    inner join decay_rules
+        on decay_rules.decay_type = 'unopened_email'
+    where
+        {{ as_of_date() }}
+        - coalesce(unopened.last_opened_on, unopened.first_unopened_on)
+        >= decay_rules.inactivity_days
+
+),
+
+applied as (
+
+    select * from inactivity_lines
+    union all
+    select * from unopened_lines
+
+),
+
+final as (
+
+    select
+        applied.lead_id,
+        applied.scoring_model_id,
+        applied.rule_id,
+        'decay' as rule_type,
+        'decay' as component,
+        cast(null as text) as rule_group,
+        applied.description,
+        'engagement' as source_type,
+        applied.source_ref,
+        applied.window_start,
+        {{ as_of_date() }} as window_end,
+        cast(null as text) as sample_activity_id,
+        cast(null as integer) as activity_count,
+        applied.counted_count,
+        0 as raw_points,
+        0 as points_after_caps,
+        cast(applied.points as integer) as decay_points,
+        cast(applied.points as integer) as points
+    from applied
+
+)
+
+select * from final

@@ -1,0 +1,118 @@
+-- One row per lead known at the as-of date: who they are (attributes as of that date), their
+-- segment and product interest, how they are identified on the web, their engagement, and
+-- the lifecycle dates the CRM recorded (labels for backtests and the funnel, never
+-- features).
+
+with
+
+leads as (
+
+    select * from {{ ref('int_leads__resolved_as_of') }}
+
+),
+
+segments as (
+
+    select * from {{ ref('int_leads__segmented') }}
+
+),
+
+identities as (
+
+    select * from {{ ref('int_lead_identities__stitched') }}
+
+),
+
+activities as (
+
+    select * from {{ ref('int_lead_activities__as_of') }}
+
+),
+
+identity_counts as (
+
+    select
+        identities.lead_id,
+        count(*) filter (where identities.identity_type = 'anonymous_id')
+            as anonymous_id_count,
+        count(*) filter (where identities.identity_type = 'user_id') as user_id_count
+    from identities
+    group by identities.lead_id
+
+),
+
+engagement as (
+
+    select
+        activities.lead_id,
+        min(activities.activity_date) filter (where activities.is_engagement)
+            as first_engaged_on,
+        max(activities.activity_date) filter (where activities.is_engagement)
+            as last_engaged_on,
+        sum(activities.activity_count) filter (where activities.is_engagement)
+            as engagement_count
+    from activities
+    group by activities.lead_id
+
+),
+
+product_interest as (
+
+    select distinct on (activities.lead_id)
+        activities.lead_id,
+        activities.product_line
+    from activities
+    where activities.product_line is not null
+    group by activities.lead_id, activities.product_line
+    order by
+        activities.lead_id asc,
+        sum(activities.activity_count) desc,
+        activities.product_line asc
+
+),
+
+final as (
+
+    select
+        cast(leads.lead_id as text) as lead_id,
+        {{ as_of_date() }} as as_of_date,
+        cast(leads.email as text) as email,
+        cast(leads.email_domain as text) as email_domain,
+        cast(leads.first_name as text) as first_name,
+        cast(leads.last_name as text) as last_name,
+        cast(leads.company_name as text) as company_name,
+        cast(leads.job_title as text) as job_title,
+        cast(leads.industry as text) as industry,
+        cast(leads.company_size as text) as company_size,
+        leads.company_employees,
+        cast(leads.country as text) as country,
+        cast(coalesce(leads.original_source, 'UNKNOWN') as text) as original_source,
+        cast(segments.segment as text) as segment,
+        cast(coalesce(product_interest.product_line, 'none') as text) as product_interest,
+        cast(leads.lifecycle_stage as text) as lifecycle_stage,
+        cast(coalesce(identity_counts.anonymous_id_count, 0) as integer)
+            as anonymous_id_count,
+        cast(coalesce(identity_counts.user_id_count, 0) as integer) as user_id_count,
+        engagement.first_engaged_on,
+        engagement.last_engaged_on,
+        cast(coalesce(engagement.engagement_count, 0) as integer) as engagement_count,
+        leads.created_at,
+        leads.became_lead_at,
+        leads.became_mql_at,
+        leads.became_sql_at,
+        leads.became_opportunity_at,
+        leads.became_customer_at,
+        leads.has_attributes_as_of
+    from leads
+    inner join segments
+        on leads.lead_id = segments.lead_id
+    left join identity_counts
+        on leads.lead_id = identity_counts.lead_id
+    left join engagement
+        on leads.lead_id = engagement.lead_id
+    left join product_interest
+        on leads.lead_id = product_interest.lead_id
+
+)
+
+select * from final
