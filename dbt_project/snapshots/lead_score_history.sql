@@ -7,15 +7,15 @@
             'total_score', 'band', 'fit_grade', 'is_mql', 'is_sql', 'ruleset_version',
         ],
         updated_at='valid_from_utc',
-        hard_deletes='invalidate',
     )
 }}
 -- Score history as a type-2 dimension: a new version only when a lead's score, band, fit
 -- grade, flags or ruleset change. Versions start at the score's as-of cutoff (scored_at),
--- not the wall clock (valid_from_utc, UTC, as dbt compares it with its own
--- timezone-less timestamps), so runs for consecutive as-of dates (daily runs, an ordered backfill)
--- give each version its true validity. Run as-of dates in order: an earlier as-of date
--- after a later one would open a version that starts before the current one.
+-- not the wall clock (valid_from_utc, UTC, as dbt compares it with its own timezone-less
+-- timestamps), so runs for consecutive as-of dates (daily runs, an ordered backfill) give
+-- each version its true validity. Only the latest as-of date scored so far is
+-- snapshotted: re-running or backfilling an older date leaves the history as it is (it
+-- would otherwise open a version that starts before the current one).
 select
     lead_id,
     scoring_model_id,
@@ -30,5 +30,9 @@ select
     scored_at,
     cast(scored_at at time zone 'utc' as timestamp) as valid_from_utc
 from {{ ref('fct_lead_scores') }}
-where as_of_date = {{ as_of_date() }}
+where
+    as_of_date = {{ as_of_date() }}
+    and as_of_date >= (
+        select max(all_scores.as_of_date) from {{ ref('fct_lead_scores') }} as all_scores
+    )
 {% endsnapshot %}

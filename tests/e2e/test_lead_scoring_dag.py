@@ -63,9 +63,7 @@ def run(env: dict[str, Any], **conf: Any) -> dict[str, str]:
     return states
 
 
-def scores(
-    warehouse: WarehouseConfig, as_of: date = END
-) -> dict[tuple[str, str], tuple[int, str]]:
+def scores(warehouse: WarehouseConfig, as_of: date = END) -> dict[tuple[str, str], tuple[int, str]]:
     """(lead, CRM property prefix of the scoring model) -> (score, band) for the as-of date."""
     with psycopg.connect(warehouse.conninfo()) as conn:
         rows = conn.execute(

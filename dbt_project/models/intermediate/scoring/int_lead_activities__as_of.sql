@@ -13,7 +13,21 @@ daily as (
 final as (
 
     select
-        daily.*,
+        daily.rollup_id,
+        daily.lead_id,
+        daily.activity_date,
+        daily.known_date,
+        daily.channel,
+        daily.activity_type,
+        daily.funnel_stage,
+        daily.page_path,
+        daily.page_category,
+        daily.product_line,
+        daily.is_engagement,
+        daily.activity_count,
+        daily.sample_activity_id,
+        daily.first_occurred_at,
+        daily.last_occurred_at,
         {{ as_of_date() }} - daily.activity_date as age_days
     from daily
     where

@@ -137,7 +137,7 @@ engagement as (
         capped_lines.lead_id,
         capped_lines.scoring_model_id,
         sum(capped_lines.points_after_caps)
-            filter (where capped_lines.component = 'behavioral') as behavioral_points,
+        filter (where capped_lines.component = 'behavioral') as behavioral_points,
         sum(capped_lines.decay_points) as decay_points
     from capped_lines
     group by capped_lines.lead_id, capped_lines.scoring_model_id
@@ -226,6 +226,21 @@ raw_totals as (
 
 ),
 
+clamped_totals as (
+
+    select
+        raw_totals.lead_id,
+        raw_totals.scoring_model_id,
+        greatest(
+            scoring_models.score_floor,
+            least(scoring_models.score_ceiling, raw_totals.raw_score)
+        ) as total_score
+    from raw_totals
+    inner join scoring_models
+        on raw_totals.scoring_model_id = scoring_models.scoring_model_id
+
+),
+
 clamp_lines as (
 
     select
@@ -245,20 +260,17 @@ clamp_lines as (
         cast(null as integer) as activity_count,
         cast(null as integer) as counted_count,
         0 as raw_points,
-        cast(clamped.total_score - raw_totals.raw_score as integer) as points_after_caps,
+        cast(clamped_totals.total_score - raw_totals.raw_score as integer) as points_after_caps,
         0 as decay_points,
-        cast(clamped.total_score - raw_totals.raw_score as integer) as points
+        cast(clamped_totals.total_score - raw_totals.raw_score as integer) as points
     from raw_totals
     inner join scoring_models
         on raw_totals.scoring_model_id = scoring_models.scoring_model_id
-    cross join lateral (
-        select
-            greatest(
-                scoring_models.score_floor,
-                least(scoring_models.score_ceiling, raw_totals.raw_score)
-            ) as total_score
-    ) as clamped
-    where clamped.total_score <> raw_totals.raw_score
+    inner join clamped_totals
+        on
+            raw_totals.lead_id = clamped_totals.lead_id
+            and raw_totals.scoring_model_id = clamped_totals.scoring_model_id
+    where clamped_totals.total_score <> raw_totals.raw_score
 
 ),
 
@@ -282,7 +294,24 @@ final as (
                 all_lines.window_start
             )
         ) as score_line_id,
-        all_lines.*
+        all_lines.lead_id,
+        all_lines.scoring_model_id,
+        all_lines.rule_id,
+        all_lines.rule_type,
+        all_lines.component,
+        all_lines.rule_group,
+        all_lines.description,
+        all_lines.source_type,
+        all_lines.source_ref,
+        all_lines.window_start,
+        all_lines.window_end,
+        all_lines.sample_activity_id,
+        all_lines.activity_count,
+        all_lines.counted_count,
+        all_lines.raw_points,
+        all_lines.points_after_caps,
+        all_lines.decay_points,
+        all_lines.points
     from all_lines
 
 )

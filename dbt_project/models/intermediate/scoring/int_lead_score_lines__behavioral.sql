@@ -67,12 +67,12 @@ windowed as (
         case
             when rule_kinds.cap_window_days is not null
                 then cast(
-                    date_bin(
-                        make_interval(days => rule_kinds.cap_window_days),
-                        cast(activities.activity_date as timestamp),
-                        timestamp '2000-01-03'
-                    ) as date
-                )
+                        date_bin(
+                            make_interval(days => rule_kinds.cap_window_days),
+                            cast(activities.activity_date as timestamp),
+                            timestamp '2000-01-03'
+                        ) as date
+                    )
         end as window_start,
         activities.activity_date,
         activities.activity_count,
@@ -153,17 +153,17 @@ scored as (
                 and capped.points_per_activity > 0
                 and capped.half_life_days is not null
                 then -cast(
-                    round(
-                        capped.points_per_activity * capped.counted_count
-                        * (
-                            1 - power(
-                                0.5,
-                                ({{ as_of_date() }} - capped.last_activity_date)
-                                / cast(capped.half_life_days as numeric)
+                        round(
+                            capped.points_per_activity * capped.counted_count
+                            * (
+                                1 - power(
+                                    0.5,
+                                    ({{ as_of_date() }} - capped.last_activity_date)
+                                    / cast(capped.half_life_days as numeric)
+                                )
                             )
-                        )
-                    ) as integer
-                )
+                        ) as integer
+                    )
             else 0
         end as decay_points
     from capped

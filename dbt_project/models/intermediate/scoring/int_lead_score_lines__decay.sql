@@ -27,9 +27,10 @@ last_engagement as (
         channels.channel,
         max(activities.activity_date) as last_engaged_on
     from activities
-    cross join lateral (
-        values (activities.channel), ('any')
-    ) as channels (channel)
+    cross join
+        lateral (
+            values (activities.channel), ('any')
+        ) as channels (channel)
     where activities.is_engagement
     group by activities.lead_id, channels.channel
 

@@ -67,7 +67,13 @@ versions as (
 final as (
 
     select
-        scoring_models.*,
+        scoring_models.scoring_model_id,
+        scoring_models.model_name,
+        scoring_models.description,
+        scoring_models.score_floor,
+        scoring_models.score_ceiling,
+        scoring_models.decay_floor,
+        scoring_models.crm_property_prefix,
         versions.ruleset_version
     from scoring_models
     inner join versions

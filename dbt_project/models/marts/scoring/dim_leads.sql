@@ -56,18 +56,28 @@ engagement as (
 
 ),
 
-product_interest as (
+product_line_counts as (
 
-    select distinct on (activities.lead_id)
+    select
         activities.lead_id,
-        activities.product_line
+        activities.product_line,
+        sum(activities.activity_count) as activity_count
     from activities
     where activities.product_line is not null
     group by activities.lead_id, activities.product_line
+
+),
+
+product_interest as (
+
+    select distinct on (product_line_counts.lead_id)
+        product_line_counts.lead_id,
+        product_line_counts.product_line
+    from product_line_counts
     order by
-        activities.lead_id asc,
-        sum(activities.activity_count) desc,
-        activities.product_line asc
+        product_line_counts.lead_id asc,
+        product_line_counts.activity_count desc,
+        product_line_counts.product_line asc
 
 ),
 
