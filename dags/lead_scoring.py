@@ -147,7 +147,8 @@ def lead_scoring() -> None:
             "vars": {"as_of": AS_OF},
             # dbt unit tests (given rows -> expected rows) run in CI, not on production data:
             # dbt's own advice, and they cannot run before an incremental model's first build.
-            "env": {"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"},
+            # A flag, not an env var: Cosmos copies operator env into the worker's os.environ.
+            "dbt_cmd_flags": ["--exclude-resource-type", "unit_test"],
         },
     )
 
