@@ -37,6 +37,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+SOURCES_SECTION = "## Sources: extraction memory and load rate"
+
 
 def _rss_mb() -> float:
     """This process's peak RSS. VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child
@@ -206,13 +208,9 @@ def run(sizes: list[int], events_contacts: int, runs: int, out: Path) -> dict[st
 
 
 def _write_report(results: dict[str, Any], out: Path, runs: int) -> None:
-    machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
+    machine = machine_description()
     lines = [
-        "## Sources: extraction memory and load rate",
+        SOURCES_SECTION,
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; embedded PostgreSQL "
         "(pgserver), CRM sandbox on loopback with its rate limit lifted. Written by "
@@ -244,12 +242,22 @@ def _write_report(results: dict[str, Any], out: Path, runs: int) -> None:
         f"Peak RSS of the load process: {rss[0]:.0f} MB (min {rss[1]:.0f}, max {rss[2]:.0f}).",
         "",
     ]
-    section = "\n".join(lines)
-    header = "# Benchmarks\n\n"
-    text = out.read_text() if out.exists() else header
-    marker = "## Sources: extraction memory and load rate"
-    if marker in text:
-        before, _, after = text.partition(marker)
+    replace_section(out, SOURCES_SECTION, "\n".join(lines))
+
+
+def machine_description() -> str:
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+def replace_section(out: Path, heading: str, section: str) -> None:
+    """Put ``section`` (starting with ``heading``) in place of the old one, or at the end."""
+    text = out.read_text() if out.exists() else "# Benchmarks\n\n"
+    if heading in text:
+        before, _, after = text.partition(heading)
         rest = after.split("\n## ", 1)
         text = before + section + ("\n## " + rest[1] if len(rest) > 1 else "")
     else:
@@ -277,6 +285,23 @@ def main(argv: list[str] | None = None) -> int:
         help="contacts whose web events make the load figure (default 20000, ~400k events)",
     )
     parser.add_argument("--runs", type=int, default=3, help="load runs (default 3)")
+    parser.add_argument(
+        "--only",
+        choices=("sources", "scoring"),
+        help="run one benchmark (default: both, sources first)",
+    )
+    parser.add_argument(
+        "--scoring-contacts",
+        type=int,
+        default=100_000,
+        help="contacts for the scoring benchmark (default 100000)",
+    )
+    parser.add_argument(
+        "--scoring-sessions",
+        type=float,
+        default=12.0,
+        help="web sessions per contact for the scoring benchmark (default 12, ~5M events)",
+    )
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -290,8 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps(figure))
         return 0
-    sizes = [int(s) for s in str(args.contacts).split(",") if s]
-    run(sizes, args.events_contacts, args.runs, args.out)
+    if args.only in (None, "sources"):
+        sizes = [int(s) for s in str(args.contacts).split(",") if s]
+        run(sizes, args.events_contacts, args.runs, args.out)
+    if args.only in (None, "scoring"):
+        from lead_scoring import bench_scoring
+
+        bench_scoring.run(args.scoring_contacts, args.scoring_sessions, args.out)
     return 0
 
 

@@ -266,6 +266,8 @@ def write_events(path: Path, prefix: str, count: int, day: str = "2026-05-30") -
                 "timestamp": f"{day}T10:00:00.000Z",
                 "properties": {"path": "/pricing"},
             }
+            if i % 10 == 0:  # every tenth call says who the visitor is
+                event = {**event, "type": "identify", "traits": {"email": f" P{i}@X.com "}}
             handle.write(json.dumps(event) + "\n")
 
 
@@ -288,6 +290,18 @@ def test_rerunning_an_interval_replaces_its_rows_and_reads_the_same_input(
         "select interval_start, count(*) from raw_analytics.web_events group by 1 order by 1",
     )
     assert by_interval == [(DAY1.start, 100), (DAY2.start, 25)]
+    # Identify calls are also filed in identifies, replaced with their batch on a re-run, and
+    # an older warehouse gets its identifies filled from web_events when the table appears.
+    identifies_sql = (
+        "select interval_start, count(*), count(distinct batch_id), min(email) "
+        "from raw_analytics.identifies group by 1 order by 1"
+    )
+    expected = [(DAY1.start, 10, 1, "p0@x.com"), (DAY2.start, 3, 1, "p0@x.com")]
+    assert query(warehouse, identifies_sql) == expected
+    with connect(warehouse, autocommit=True) as conn:
+        conn.execute("drop table raw_analytics.identifies")
+        ensure_landing_zone(conn)
+    assert query(warehouse, "select count(*) from raw_analytics.identifies") == [(13,)]
 
     now = datetime.now(UTC)
     events = [

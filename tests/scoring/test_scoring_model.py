@@ -22,6 +22,8 @@ import psycopg
 import pytest
 
 from lead_scoring.config import WarehouseConfig, dbt_project_dir
+from lead_scoring.load.batch import load_batch
+from lead_scoring.load.tables import WEB_EVENTS
 from lead_scoring.runtime.dbt_tools import profile_environment
 from lead_scoring.runtime.environment import NO_TELEMETRY, child_environment
 from lead_scoring.warehouse import connect, ensure_landing_zone
@@ -107,17 +109,12 @@ def scored_warehouse(warehouse: WarehouseConfig) -> WarehouseConfig:
                     (contact_id, created, json.dumps(properties), contact_id, "{}", BATCH, now),
                 )
             cur.executemany(
-                "insert into raw_analytics.web_events (message_id, event_type, event_name, "
-                "anonymous_id, user_id, event_timestamp, raw, source_file, source_line, "
-                "source_format, batch_id, loaded_at) "
-                f"values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '{BATCH}', now())",
-                web_rows,
-            )
-            cur.executemany(
                 "insert into raw_crm.email_events (event_id, event_type, recipient, created_at, "
                 f"raw, batch_id, loaded_at) values (%s, %s, %s, %s, %s, '{BATCH}', now())",
                 email_rows,
             )
+    # Web events go through the loader, which also files the identify calls in identifies.
+    load_batch(warehouse, table=WEB_EVENTS, source="test.web_events", records=web_rows)
     return warehouse
 
 

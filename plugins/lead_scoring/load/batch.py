@@ -100,6 +100,8 @@ class RawTable:
     name: str
     columns: tuple[str, ...]
     merge: str  # SQL selecting from {staging} the rows to insert into {target}
+    # Tables the merge also writes to, keyed by batch_id: a re-run's delete covers them too.
+    companions: tuple[str, ...] = ()
 
     @property
     def target(self) -> sql.Composed:
@@ -262,6 +264,14 @@ def _delete_interval(
     deleted = conn.execute(
         sql.SQL("delete from {} where batch_id = any(%s)").format(table.target), (earlier,)
     ).rowcount
+    for companion in table.companions:
+        schema, name = companion.split(".")
+        conn.execute(
+            sql.SQL("delete from {}.{} where batch_id = any(%s)").format(
+                sql.Identifier(schema), sql.Identifier(name)
+            ),
+            (earlier,),
+        )
     conn.execute(
         sql.SQL("delete from {}.quarantine where batch_id = any(%s)").format(
             sql.Identifier(table.schema)

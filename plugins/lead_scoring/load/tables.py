@@ -88,6 +88,20 @@ WEB_EVENTS = RawTable(
         *LINEAGE,
     ),
     """
+    with identifies as (
+        insert into raw_analytics.identifies (
+            message_id, anonymous_id, user_id, email, traits, event_timestamp,
+            batch_id, loaded_at, interval_start, interval_end
+        )
+        select
+            message_id, anonymous_id, user_id,
+            lower(nullif(trim(raw -> 'traits' ->> 'email'), '')),
+            raw -> 'traits', event_timestamp,
+            batch_id, loaded_at, interval_start, interval_end
+        from {staging}
+        where event_type = 'identify'
+        on conflict (message_id) do nothing
+    )
     insert into {target} (
         message_id, event_type, event_name, anonymous_id, user_id, event_timestamp,
         raw, source_file, source_line, source_format,
@@ -100,4 +114,5 @@ WEB_EVENTS = RawTable(
     from {staging}
     on conflict (message_id) do nothing
     """,
+    companions=(f"{RAW_ANALYTICS}.identifies",),
 )

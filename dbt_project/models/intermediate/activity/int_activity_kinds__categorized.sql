@@ -1,3 +1,6 @@
+-- A table, not a view: several models (and tests) read it; computed once per run.
+{{ config(materialized='table') }}
+
 -- What each kind of activity means: its channel, funnel stage (awareness / consideration /
 -- decision), page category and product line, and whether it is engagement by the lead (a
 -- delivered or bounced email is not). One row per activity type and page path seen, so the

@@ -65,7 +65,8 @@ final as (
         stitched.activity_count,
         stitched.sample_activity_id,
         stitched.first_occurred_at,
-        stitched.last_occurred_at
+        stitched.last_occurred_at,
+        stitched.last_loaded_at
     from stitched
     inner join activity_kinds
         on

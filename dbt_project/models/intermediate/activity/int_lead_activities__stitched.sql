@@ -60,7 +60,8 @@ final as (
         activity_kinds.product_line,
         activity_kinds.is_engagement,
         stitched.occurred_at,
-        greatest(stitched.occurred_at, stitched.bound_at) as known_at
+        greatest(stitched.occurred_at, stitched.bound_at) as known_at,
+        stitched.loaded_at
     from stitched
     inner join activity_kinds
         on

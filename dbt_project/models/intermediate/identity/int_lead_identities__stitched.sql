@@ -1,3 +1,11 @@
+-- A table, not a view: several models (and tests) read it; computed once per run.
+{{
+    config(
+        materialized='table',
+        indexes=[{'columns': ['identity_type', 'identity_value'], 'unique': true}],
+    )
+}}
+
 -- Which lead each identity belongs to, and since when. An identity is an email address, a
 -- Segment userId or a Segment anonymousId. Emails come from the CRM contacts; an `identify`
 -- call binds its anonymousId and userId to traits.email, and that email finds the contact.
@@ -13,9 +21,9 @@ contacts as (
 
 ),
 
-web_events as (
+identify_calls as (
 
-    select * from {{ ref('stg_segment__web_events') }}
+    select * from {{ ref('stg_segment__identifies') }}
 
 ),
 
@@ -51,14 +59,12 @@ lead_emails as (
 identifies as (
 
     select
-        web_events.anonymous_id,
-        web_events.user_id,
-        web_events.trait_email,
-        web_events.occurred_at
-    from web_events
-    where
-        web_events.event_type = 'identify'
-        and web_events.trait_email is not null
+        identify_calls.anonymous_id,
+        identify_calls.user_id,
+        identify_calls.trait_email,
+        identify_calls.occurred_at
+    from identify_calls
+    where identify_calls.trait_email is not null
 
 ),
 

@@ -1,3 +1,6 @@
+-- A table, not a view: several models (and tests) read it; computed once per run.
+{{ config(materialized='table') }}
+
 -- The lead activity rollup cut at the as-of date: only days on or before it, and only
 -- activity already tied to the lead by then. Every behavioural, bonus and decay rule reads
 -- this, so no rule can see the future.

@@ -1,3 +1,6 @@
+-- A table, not a view: several models (and tests) read it; computed once per run.
+{{ config(materialized='table') }}
+
 -- Each lead as it was known at the as-of date: the latest contact version whose validity
 -- started before the cutoff. A contact created before the cutoff but first extracted later
 -- has no such version; its earliest version stands in and `has_attributes_as_of` says so

@@ -1,3 +1,6 @@
+-- A table, not a view: several models (and tests) read it; computed once per run.
+{{ config(materialized='table') }}
+
 -- Each lead's market segment as of the as-of date: the first segment (by priority) whose
 -- definition the lead's attributes match, else `other`. Thresholds can differ by segment.
 

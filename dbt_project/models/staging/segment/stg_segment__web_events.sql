@@ -24,7 +24,6 @@ renamed as (
         coalesce(
             raw -> 'context' -> 'page' ->> 'url', raw -> 'properties' ->> 'url'
         ) as page_url,
-        lower(nullif(trim(raw -> 'traits' ->> 'email'), '')) as trait_email,
         raw -> 'context' -> 'campaign' ->> 'source' as utm_source,
 
         ----------  timestamps
