@@ -255,7 +255,7 @@ def run(contacts: int, sessions: float, out: Path) -> dict[str, Any]:
         print(f"  {incremental.seconds:.1f}s", flush=True)
         bare_after, _ = bare_pass(warehouse)
         with connect(warehouse) as conn:
-            sizes = dict(
+            sizes: dict[str, int] = dict(
                 conn.execute(
                     "select relname, n_live_tup from pg_stat_user_tables where relname in "
                     "('int_activities__rolled_up_daily', 'fct_lead_scores', "

@@ -80,8 +80,11 @@ def extract_contacts(
             full_refresh=full_refresh,
             run_id=run_id,
         )
+        history = jobs.extract_property_history(
+            warehouse_config(via_airflow=True), client, interval=interval, run_id=run_id
+        )
         log.info("CRM calls: %s", client.stats)
-    return _load_summary(result)
+    return {**_load_summary(result), "history": _load_summary(history)}
 
 
 def extract_email_events(*, run_id: str | None, interval: Interval | None = None) -> dict[str, Any]:

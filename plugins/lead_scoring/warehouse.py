@@ -74,6 +74,20 @@ create table if not exists {RAW_CRM}.contacts (
     primary key (contact_id, updated_at)
 );
 
+-- HubSpot's propertiesWithHistory: every value a contact property has had, and when. The
+-- lifecycle stage's history is what the funnel and point-in-time scoring read.
+create table if not exists {RAW_CRM}.contact_property_history (
+    contact_id text not null,
+    property text not null,
+    value text not null,
+    changed_at timestamptz not null,
+    source_type text,
+    raw jsonb not null,
+    batch_id uuid not null,
+    loaded_at timestamptz not null,
+    primary key (contact_id, property, changed_at, value)
+);
+
 create table if not exists {RAW_CRM}.email_events (
     event_id text primary key,
     event_type text not null,
@@ -129,6 +143,7 @@ on conflict (message_id) do nothing
 # Raw tables whose rows carry the logical interval of the run that loaded them.
 INTERVAL_TABLES = (
     f"{RAW_CRM}.contacts",
+    f"{RAW_CRM}.contact_property_history",
     f"{RAW_CRM}.email_events",
     f"{RAW_ANALYTICS}.web_events",
     f"{RAW_ANALYTICS}.identifies",

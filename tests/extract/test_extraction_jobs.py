@@ -82,6 +82,51 @@ def routes(sandbox: Sandbox) -> Counter[tuple[str, int]]:
     return Counter({(r["route"], r["status"]): r["calls"] for r in stats["requests"]})
 
 
+def test_property_history_follows_the_contacts_that_changed(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    contacts = people(120, "2026-03-01T00:00:00.000Z")
+    for contact in contacts[:2]:  # two leads that became MQLs, then opportunities
+        contact["properties"] |= {
+            "lifecyclestage": "opportunity",
+            "hs_lifecyclestage_lead_date": "2026-01-01T00:00:00.000Z",
+            "hs_lifecyclestage_marketingqualifiedlead_date": "2026-02-01T00:00:00.000Z",
+            "hs_lifecyclestage_opportunity_date": "2026-03-01T00:00:00.000Z",
+        }
+    seed(sandbox, contacts)
+    stages_sql = (
+        "select value, changed_at from raw_crm.contact_property_history "
+        "where contact_id = %s and property = 'lifecyclestage' order by changed_at"
+    )
+    with client_for(sandbox) as client:
+        jobs.extract_contacts(warehouse, client, interval=DAY1)
+        first = jobs.extract_property_history(warehouse, client, interval=DAY1)
+        # 120 contacts by id, 50 per batch read: three calls.
+        assert routes(sandbox)[("contacts.batch_read", 200)] == 3
+        assert first.rows_quarantined == 0
+        assert [v for v, _ in query(warehouse, stages_sql, ("1",))] == [
+            "lead", "marketingqualifiedlead", "opportunity",
+        ]  # fmt: skip
+        assert query(
+            warehouse,
+            "select count(distinct contact_id) from raw_crm.contact_property_history "
+            "where property = 'jobtitle'",
+        ) == [(120,)]
+
+        # Nothing changed: no contact is read again.
+        again = jobs.extract_property_history(warehouse, client, interval=DAY1)
+        assert (again.rows_read, routes(sandbox)[("contacts.batch_read", 200)]) == (0, 3)
+
+        # A sales rep moves one lead on: only that contact's history is read, and it gains
+        # exactly the new stage.
+        client.batch_update_contacts([{"id": "2", "properties": {"lifecyclestage": "customer"}}])
+        jobs.extract_contacts(warehouse, client, interval=DAY2)
+        later = jobs.extract_property_history(warehouse, client, interval=DAY2)
+    assert routes(sandbox)[("contacts.batch_read", 200)] == 4
+    assert later.rows_inserted == 1
+    assert [v for v, _ in query(warehouse, stages_sql, ("2",))][-1] == "customer"
+
+
 def test_first_run_lists_everything_then_search_reads_only_what_changed(
     warehouse: WarehouseConfig, sandbox: Sandbox
 ) -> None:

@@ -219,3 +219,28 @@ def test_official_hubspot_sdk_reads_a_page_of_contacts(sandbox: Sandbox) -> None
     )
     assert len(rest.results) == 2
     assert rest.paging is None
+
+
+def test_property_history_newest_first_and_pages_of_50(sandbox: Sandbox) -> None:
+    """propertiesWithHistory (contract §1): the official SDK parses the sandbox's entries, a
+    page with history holds at most 50 records, and a change adds an entry on top."""
+    from hubspot import HubSpot
+
+    seed_contacts(sandbox, 60)
+    with http(sandbox) as raw:
+        changed = raw.post(
+            "/crm/v3/objects/contacts/batch/update",
+            json={"inputs": [{"id": "1", "properties": {"jobtitle": "CMO"}}]},
+        )
+        assert changed.status_code == 200
+    client = HubSpot(access_token=sandbox.token, host=sandbox.url)
+    page = client.crm.contacts.basic_api.get_page(
+        limit=100, properties=["jobtitle"], properties_with_history=["jobtitle"]
+    )
+    assert len(page.results) == 50
+    first = next(r for r in page.results if r.id == "1")
+    history = first.properties_with_history["jobtitle"]
+    assert [entry.value for entry in history][0] == "CMO"
+    assert len(history) == 2
+    assert history[0].timestamp > history[1].timestamp
+    assert history[0].source_type

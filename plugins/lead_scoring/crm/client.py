@@ -30,6 +30,7 @@ SEARCH_PAGE_MAX = 200
 SEARCH_RESULTS_MAX = 10_000  # HubSpot answers 400 when a query pages past this
 SEARCH_MIN_INTERVAL = 0.22  # seconds: HubSpot allows 5 searches per second (margin for clocks)
 BATCH_MAX = 100
+HISTORY_BATCH_MAX = 50  # records per call when property history is asked for (as the SDK does)
 EMAIL_EVENTS_PAGE_MAX = 1000
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -340,6 +341,23 @@ class HubSpotClient:
         if len(inputs) > BATCH_MAX:
             raise ValueError(f"at most {BATCH_MAX} inputs per batch, got {len(inputs)}")
         return self._batch("update", {"inputs": list(inputs)})
+
+    def iter_contact_history(
+        self, ids: Sequence[str], properties: Sequence[str]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """``propertiesWithHistory`` of ``properties`` for contacts by id, 50 per call (batch
+        read; search cannot return history). Contacts deleted since are simply not returned."""
+        for start in range(0, len(ids), HISTORY_BATCH_MAX):
+            chunk = ids[start : start + HISTORY_BATCH_MAX]
+            result = self._batch(
+                "read",
+                {
+                    "properties": ["hs_object_id"],
+                    "propertiesWithHistory": list(properties),
+                    "inputs": [{"id": contact_id} for contact_id in chunk],
+                },
+            )
+            yield result.results
 
     def _batch(self, action: str, body: dict[str, Any]) -> BatchResult:
         """One ``batch/<action>`` call; 200 and 207 both answer with results and errors."""

@@ -42,6 +42,12 @@ CONTACT_PROPERTIES: tuple[str, ...] = (
     *(f"hs_lifecyclestage_{stage}_date" for stage in LIFECYCLE_STAGES),
 )  # fmt: skip
 
+# Properties whose history (propertiesWithHistory) is extracted: the lifecycle stage for the
+# funnel, and the attributes demographic rules read, for exact point-in-time values.
+HISTORY_PROPERTIES: tuple[str, ...] = (
+    "lifecyclestage", "jobtitle", "industry", "numemployees", "country", "email",
+)  # fmt: skip
+
 # Changes to these alone do not make a new contact version.
 VOLATILE_PROPERTIES = frozenset({"lastmodifieddate", "hs_lastmodifieddate"})
 
@@ -118,6 +124,49 @@ def contact_row(record: dict[str, Any]) -> tuple[Any, ...] | Rejected:
         json.dumps(properties, ensure_ascii=False, sort_keys=True),
         payload_hash(json.dumps(stable, ensure_ascii=False, sort_keys=True)),
         bool(record.get("archived", False)),
+        raw,
+    )
+
+
+def property_history_rows(
+    pages: Iterable[list[dict[str, Any]]],
+) -> Iterator[tuple[Any, ...] | Rejected]:
+    """Rows for ``raw_crm.contact_property_history``: one per history entry of a record's
+    ``propertiesWithHistory`` (newest first on the wire; the order does not matter here)."""
+    for page in pages:
+        for record in page:
+            contact_id = record.get("id")
+            history = record.get("propertiesWithHistory")
+            if not isinstance(contact_id, str) or not isinstance(history, dict):
+                raw = json.dumps(record, ensure_ascii=False, sort_keys=True)
+                reason = "a history record needs an id and propertiesWithHistory"
+                yield Rejected("malformed_record", reason, raw)
+                continue
+            for name, entries in history.items():
+                for entry in entries if isinstance(entries, list) else [entries]:
+                    yield _history_row(contact_id, str(name), entry)
+
+
+def _history_row(contact_id: str, name: str, entry: Any) -> tuple[Any, ...] | Rejected:
+    raw = json.dumps(
+        {"id": contact_id, "property": name, "entry": entry}, ensure_ascii=False, sort_keys=True
+    )
+    if not isinstance(entry, dict) or not isinstance(entry.get("value"), str):
+        return Rejected("malformed_record", f"{name}: a history entry needs a string value", raw)
+    try:
+        changed_at = parse_timestamp(entry.get("timestamp"))
+    except ValueError as exc:
+        return Rejected("bad_timestamp", f"{name} history timestamp: {exc}", raw)
+    value = entry["value"]
+    if len(value) > MAX_PROPERTY_CHARS:
+        return Rejected("oversized_value", f"{name}: {len(value)} characters", raw)
+    source_type = entry.get("sourceType")
+    return (
+        contact_id,
+        name,
+        value,
+        changed_at,
+        source_type if isinstance(source_type, str) else None,
         raw,
     )
 

@@ -35,7 +35,13 @@ import psycopg
 
 from lead_scoring.config import WarehouseConfig
 from lead_scoring.crm.client import HubSpotClient
-from lead_scoring.extract.hubspot import CONTACT_PROPERTIES, contact_rows, email_event_rows
+from lead_scoring.extract.hubspot import (
+    CONTACT_PROPERTIES,
+    HISTORY_PROPERTIES,
+    contact_rows,
+    email_event_rows,
+    property_history_rows,
+)
 from lead_scoring.extract.segment import EventFile, EventSource, web_event_rows
 from lead_scoring.load.batch import (
     Interval,
@@ -45,12 +51,18 @@ from lead_scoring.load.batch import (
     previous_window,
     read_watermark,
 )
-from lead_scoring.load.tables import CONTACTS, EMAIL_EVENTS, WEB_EVENTS
+from lead_scoring.load.tables import (
+    CONTACT_PROPERTY_HISTORY,
+    CONTACTS,
+    EMAIL_EVENTS,
+    WEB_EVENTS,
+)
 from lead_scoring.warehouse import OPS, RAW_ANALYTICS, connect, ensure_landing_zone
 
 log = logging.getLogger(__name__)
 
 CONTACTS_SOURCE = "hubspot.contacts"
+HISTORY_SOURCE = "hubspot.contact_property_history"
 EMAIL_EVENTS_SOURCE = "hubspot.email_events"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -122,6 +134,42 @@ def extract_contacts(
         window=(window_start, window_end),
         mode=mode,
         watermark=window_end,
+    )
+
+
+def extract_property_history(
+    warehouse: WarehouseConfig,
+    client: HubSpotClient,
+    *,
+    interval: Interval | None = None,
+    run_id: str | None = None,
+) -> LoadResult:
+    """Property history of every contact with a version loaded since the last history batch.
+
+    Search cannot return history, so it is read by id (batch read, 50 per call) after the
+    contacts load. The watermark is the newest contact version covered, so a failed or retried
+    run reads the history of the same contacts again instead of skipping them.
+    """
+    with connect(warehouse, autocommit=True) as conn:
+        ensure_landing_zone(conn)
+        watermark = read_watermark(conn, HISTORY_SOURCE)
+        rows = conn.execute(
+            "select contact_id, max(loaded_at) from raw_crm.contacts "
+            "where loaded_at > %s and not archived group by contact_id order by contact_id",
+            (watermark or EPOCH,),
+        ).fetchall()
+    ids = [row[0] for row in rows]
+    covered = max((row[1] for row in rows), default=watermark)
+    log.info("property history: %d contacts changed since %s", len(ids), watermark or "the start")
+    return load_batch(
+        warehouse,
+        table=CONTACT_PROPERTY_HISTORY,
+        source=HISTORY_SOURCE,
+        records=property_history_rows(client.iter_contact_history(ids, HISTORY_PROPERTIES)),
+        run_id=run_id,
+        interval=interval,
+        mode="by_id",
+        watermark=covered,
     )
 
 

@@ -4,6 +4,8 @@
   only when its properties (ignoring the volatile last-modified stamp) differ from the latest one
   stored. Re-extracting an unchanged portal adds nothing; a changed contact adds a version, which
   is what point-in-time scoring reads.
+- ``raw_crm.contact_property_history`` keeps each (contact, property, time, value) once: the
+  history is re-read for every contact that changes, and only new entries are added.
 - ``raw_crm.email_events`` and ``raw_analytics.web_events`` are keyed on the source's own event id
   (``id`` / Segment ``messageId``): a replayed event is a duplicate, never a second row.
   ``on conflict do nothing`` also skips repeats inside one batch (the first one read, in file
@@ -51,6 +53,23 @@ CONTACTS = RawTable(
     ) as latest on true
     where latest.properties_hash is distinct from s.properties_hash
     on conflict (contact_id, updated_at) do nothing
+    """,
+)
+
+CONTACT_PROPERTY_HISTORY = RawTable(
+    RAW_CRM,
+    "contact_property_history",
+    ("contact_id", "property", "value", "changed_at", "source_type", "raw", *LINEAGE),
+    """
+    insert into {target} (
+        contact_id, property, value, changed_at, source_type, raw,
+        batch_id, loaded_at, interval_start, interval_end
+    )
+    select
+        contact_id, property, value, changed_at, source_type, raw,
+        batch_id, loaded_at, interval_start, interval_end
+    from {staging}
+    on conflict (contact_id, property, changed_at, value) do nothing
     """,
 )
 

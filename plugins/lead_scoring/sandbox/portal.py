@@ -111,6 +111,15 @@ class Portal:
             create index if not exists email_events_created on email_events (created, id);
             create index if not exists contacts_updated on contacts (updated_at, id);
             create index if not exists contacts_created on contacts (created_at, id);
+            create table if not exists property_history (
+                contact_id integer not null,
+                name text not null,
+                value text not null,
+                timestamp text not null,
+                source_type text not null
+            );
+            create index if not exists property_history_contact
+                on property_history (contact_id, name, timestamp);
             create table if not exists request_log (
                 id integer primary key autoincrement,
                 at text not null,
@@ -175,23 +184,69 @@ class Portal:
         return doc
 
     # ------------------------------------------------------------------ records
-    @staticmethod
-    def _record(row: sqlite3.Row, properties: Sequence[str] | None) -> dict[str, Any]:
+    def _record(
+        self,
+        row: sqlite3.Row,
+        properties: Sequence[str] | None,
+        with_history: Sequence[str] = (),
+    ) -> dict[str, Any]:
         stored: dict[str, str] = json.loads(row["properties"])
         stored["hs_object_id"] = str(row["id"])
         stored["createdate"] = row["created_at"]
         stored["lastmodifieddate"] = row["updated_at"]
         names = properties if properties else DEFAULT_LIST_PROPERTIES
-        return {
+        record: dict[str, Any] = {
             "id": str(row["id"]),
             "properties": {name: stored.get(name) for name in names},
             "createdAt": row["created_at"],
             "updatedAt": row["updated_at"],
             "archived": bool(row["archived"]),
         }
+        if with_history:
+            record["propertiesWithHistory"] = {name: [] for name in with_history}
+            for entry in self._db.execute(
+                "select name, value, timestamp, source_type from property_history "
+                "where contact_id = ? and name in (select value from json_each(?)) "
+                "order by timestamp desc, rowid desc",
+                (row["id"], json.dumps(list(with_history))),
+            ):
+                record["propertiesWithHistory"][entry["name"]].append(
+                    {
+                        "value": entry["value"],
+                        "timestamp": entry["timestamp"],
+                        "sourceType": entry["source_type"],
+                    }
+                )
+        return record
+
+    def _log_history(
+        self,
+        contact_id: int,
+        before: dict[str, str],
+        after: dict[str, str],
+        stamp: str,
+        source_type: str,
+    ) -> None:
+        """One history entry per property whose value changed ("" when it was cleared)."""
+        changed = [
+            (contact_id, name, after.get(name, ""), stamp, source_type)
+            for name in sorted(set(before) | set(after))
+            if before.get(name) != after.get(name)
+        ]
+        self._db.executemany(
+            "insert into property_history (contact_id, name, value, timestamp, source_type) "
+            "values (?, ?, ?, ?, ?)",
+            changed,
+        )
 
     def list_contacts(
-        self, *, after_id: int, limit: int, properties: Sequence[str] | None, archived: bool
+        self,
+        *,
+        after_id: int,
+        limit: int,
+        properties: Sequence[str] | None,
+        archived: bool,
+        with_history: Sequence[str] = (),
     ) -> tuple[list[dict[str, Any]], int | None]:
         """A page of contacts with id > ``after_id``, and the id to continue after (or None)."""
         with self._lock:
@@ -199,10 +254,10 @@ class Portal:
                 "select * from contacts where id > ? and archived = ? order by id limit ?",
                 (after_id, int(archived), limit + 1),
             ).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_after = rows[-1]["id"] if more and rows else None
-        return [self._record(r, properties) for r in rows], next_after
+            more = len(rows) > limit
+            rows = rows[:limit]
+            next_after = rows[-1]["id"] if more and rows else None
+            return [self._record(r, properties, with_history) for r in rows], next_after
 
     def update_contacts(
         self, inputs: Sequence[dict[str, Any]]
@@ -242,9 +297,11 @@ class Portal:
                     if row is None:
                         missing.append(key)
                         continue
-                    props = json.loads(row["properties"])
+                    before = json.loads(row["properties"])
+                    props = dict(before)
                     props.update({k: _stringify(v) for k, v in item["properties"].items()})
                     props = {k: v for k, v in props.items() if v != ""}  # "" clears a value
+                    self._log_history(row["id"], before, props, stamp, "INTEGRATION")
                     email = (props.get("email") or "").lower() or None
                     try:
                         self._db.execute(
@@ -361,7 +418,12 @@ class Portal:
 
     # ------------------------------------------------------------------ batch read / upsert
     def read_contacts(
-        self, keys: Sequence[str], *, id_property: str, properties: Sequence[str] | None
+        self,
+        keys: Sequence[str],
+        *,
+        id_property: str,
+        properties: Sequence[str] | None,
+        with_history: Sequence[str] = (),
     ) -> tuple[list[dict[str, Any]], list[str]]:
         """Records for ``keys`` (by id or a unique property), and the keys not found."""
         if id_property not in ("hs_object_id", "email"):
@@ -374,7 +436,7 @@ class Portal:
                 if row is None:
                     missing.append(str(key))
                 else:
-                    found.append(self._record(row, properties))
+                    found.append(self._record(row, properties, with_history))
         return found, missing
 
     def upsert_contacts(self, inputs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -411,11 +473,13 @@ class Portal:
                             (email, json.dumps(props, sort_keys=True), stamp, stamp),
                         )
                         row_id, new = cursor.lastrowid, True
+                        self._log_history(int(row_id or 0), {}, props, stamp, "INTEGRATION")
                     else:
-                        props = json.loads(row["properties"])
-                        props.update(changes)
+                        before = json.loads(row["properties"])
+                        props = {**before, **changes}
                         props = {k: v for k, v in props.items() if v != ""}
                         props["email"] = email
+                        self._log_history(row["id"], before, props, stamp, "INTEGRATION")
                         self._db.execute(
                             "update contacts set properties = ?, updated_at = ? where id = ?",
                             (json.dumps(props, sort_keys=True), stamp, row["id"]),
@@ -466,6 +530,7 @@ class Portal:
                         "values (?, ?, ?, ?)",
                         (email, json.dumps(props, sort_keys=True), stamp, stamp),
                     )
+                    self._log_history(int(cursor.lastrowid or 0), {}, props, stamp, "INTEGRATION")
                     fresh = self._db.execute(
                         "select * from contacts where id = ?", (cursor.lastrowid,)
                     ).fetchone()
@@ -515,11 +580,12 @@ class Portal:
                         else None
                     )
                     if row is None:
-                        self._db.execute(
+                        cursor = self._db.execute(
                             "insert into contacts (email, properties, created_at, updated_at) "
                             "values (?, ?, ?, ?)",
                             (email, json.dumps(props, sort_keys=True), created, updated),
                         )
+                        self._seed_history(int(cursor.lastrowid or 0), props, created)
                         counts["created"] += 1
                         continue
                     current = json.loads(row["properties"])
@@ -527,6 +593,9 @@ class Portal:
                     if merged == current:
                         counts["unchanged"] += 1
                         continue
+                    self._log_history(
+                        row["id"], current, merged, max(updated, row["updated_at"]), "IMPORT"
+                    )
                     self._db.execute(
                         "update contacts set properties = ?, updated_at = ? where id = ?",
                         (
@@ -541,6 +610,30 @@ class Portal:
                 self._db.execute("rollback")
                 raise
         return counts
+
+    def _seed_history(self, contact_id: int, props: dict[str, str], created: str) -> None:
+        """A seeded contact's history as HubSpot would hold it: its values as set at creation,
+        and the lifecycle stage moving through each stage on that stage's entry date."""
+        stages = sorted(
+            (props[f"hs_lifecyclestage_{stage}_date"], stage)
+            for stage in LIFECYCLE_STAGES
+            if props.get(f"hs_lifecyclestage_{stage}_date")
+        )
+        initial = dict(props)
+        if stages and "lifecyclestage" in props:
+            initial["lifecyclestage"] = stages[0][1]
+        self._log_history(contact_id, {}, initial, created, "IMPORT")
+        previous = initial.get("lifecyclestage")
+        for moment, stage in stages[1:]:
+            if stage != previous:
+                self._log_history(
+                    contact_id,
+                    {"lifecyclestage": previous or ""},
+                    {"lifecyclestage": stage},
+                    max(moment, created),
+                    "CRM_UI",
+                )
+                previous = stage
 
     # ------------------------------------------------------------------ properties
     def get_property(self, name: str) -> dict[str, Any] | None:

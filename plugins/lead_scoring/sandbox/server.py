@@ -41,6 +41,7 @@ from lead_scoring.sandbox.portal import Portal, PortalError, now_iso
 log = logging.getLogger(__name__)
 
 LIST_LIMIT_MAX = 100
+HISTORY_LIMIT_MAX = 50  # list page size when propertiesWithHistory is asked for
 SEARCH_LIMIT_MAX = 200
 SEARCH_RESULTS_MAX = 10_000
 SEARCH_FILTER_GROUPS_MAX = 5
@@ -382,7 +383,12 @@ def _property_names(query: dict[str, list[str]]) -> list[str] | None:
 def list_contacts(
     h: SandboxHandler, query: dict[str, list[str]], _body: Any, _m: re.Match[str]
 ) -> tuple[int, Any]:
-    limit = _int_param(query, "limit", 10, 1, LIST_LIMIT_MAX)
+    with_history = _history_names(query.get("propertiesWithHistory"))
+    # HubSpot serves at most 50 records a page when history is asked for.
+    limit = min(
+        _int_param(query, "limit", 10, 1, LIST_LIMIT_MAX),
+        HISTORY_LIMIT_MAX if with_history else LIST_LIMIT_MAX,
+    )
     after_raw = (query.get("after") or [""])[0]
     after_id = 0
     if after_raw:
@@ -392,13 +398,22 @@ def list_contacts(
         after_id = int(decoded)
     archived = (query.get("archived") or ["false"])[0].lower() == "true"
     results, next_after = h.server.portal.list_contacts(
-        after_id=after_id, limit=limit, properties=_property_names(query), archived=archived
+        after_id=after_id,
+        limit=limit,
+        properties=_property_names(query),
+        archived=archived,
+        with_history=with_history,
     )
     answer: dict[str, Any] = {"results": results}
     if next_after is not None:
         cursor = _encode_cursor(str(next_after))
         answer["paging"] = {"next": {"after": cursor, "link": f"?after={cursor}"}}
     return 200, answer
+
+
+def _history_names(values: list[str] | None) -> list[str]:
+    """``propertiesWithHistory`` as a list (repeated, or comma-separated) of names."""
+    return [name for value in values or [] for name in str(value).split(",") if name]
 
 
 def _batch_inputs(body: Any) -> list[dict[str, Any]]:
@@ -540,10 +555,12 @@ def batch_read(
             raise _error(400, "VALIDATION_ERROR", "every input needs an id")
         keys.append(str(item["id"]))
     properties = body.get("properties")
+    with_history = body.get("propertiesWithHistory")
     results, missing = h.server.portal.read_contacts(
         keys,
         id_property=str(body.get("idProperty") or "hs_object_id"),
         properties=[str(p) for p in properties] if isinstance(properties, list) else None,
+        with_history=_history_names(with_history if isinstance(with_history, list) else None),
     )
     return _batch_answer(results, missing, started)
 

@@ -5,13 +5,35 @@
 -- started before the cutoff. A contact created before the cutoff but first extracted later
 -- has no such version; its earliest version stands in and `has_attributes_as_of` says so
 -- (backtests can leave those leads out). Archived (deleted) contacts are not leads.
--- Lifecycle dates later than the cutoff are not known yet and read as null.
+-- Lifecycle dates later than the cutoff are not known yet and read as null. The lifecycle
+-- stage is the one the CRM's property history had at the cutoff, when there is history.
 
 with
 
 contacts as (
 
     select * from {{ ref('stg_hubspot__contacts') }}
+
+),
+
+property_history as (
+
+    select * from {{ ref('stg_hubspot__contact_property_history') }}
+
+),
+
+lifecycle_stages_as_of as (
+
+    select distinct on (property_history.contact_id)
+        property_history.contact_id,
+        property_history.property_value as lifecycle_stage
+    from property_history
+    where
+        property_history.property_name = 'lifecyclestage'
+        and property_history.changed_at < {{ as_of_cutoff() }}
+    order by
+        property_history.contact_id asc,
+        property_history.changed_at desc
 
 ),
 
@@ -64,7 +86,11 @@ final as (
         ) as company_employees,
         versions_as_of.country,
         versions_as_of.original_source,
-        versions_as_of.lifecycle_stage,
+        case
+            when lifecycle_stages_as_of.contact_id is not null
+                then lifecycle_stages_as_of.lifecycle_stage
+            else versions_as_of.lifecycle_stage
+        end as lifecycle_stage,
         versions_as_of.created_at,
         {% for stage in ['lead', 'mql', 'sql', 'opportunity', 'customer'] %}
             case
@@ -75,6 +101,8 @@ final as (
         versions_as_of.is_known_by_cutoff as has_attributes_as_of,
         versions_as_of.valid_from
     from versions_as_of
+    left join lifecycle_stages_as_of
+        on versions_as_of.contact_id = lifecycle_stages_as_of.contact_id
     where not versions_as_of.is_archived
 
 )
