@@ -127,6 +127,17 @@ create table if not exists {RAW_ANALYTICS}.identifies (
 );
 """
 
+# dbt reads the raw tables by load time (the incremental activity rollup, the data tests on
+# recent loads): an index each, so a run after a small load does not scan the whole history.
+INDEX_DDL = f"""
+create index if not exists contacts_loaded_at on {RAW_CRM}.contacts (loaded_at);
+create index if not exists email_events_loaded_at on {RAW_CRM}.email_events (loaded_at);
+create index if not exists web_events_loaded_at on {RAW_ANALYTICS}.web_events (loaded_at);
+create index if not exists identifies_loaded_at on {RAW_ANALYTICS}.identifies (loaded_at);
+create index if not exists contact_property_history_loaded_at
+    on {RAW_CRM}.contact_property_history (loaded_at);
+"""
+
 # Fills identifies from the web events loaded before it existed (runs once, when it is created).
 IDENTIFIES_BACKFILL = f"""
 insert into {RAW_ANALYTICS}.identifies (
@@ -190,6 +201,8 @@ def ensure_landing_zone(conn: psycopg.Connection[TupleRow]) -> None:
             "select to_regclass(%s) is not null", (f"{RAW_ANALYTICS}.identifies",)
         ).fetchone()
         conn.execute(DDL)
+        if not _has_indexes(conn):
+            conn.execute(INDEX_DDL)
         if had_identifies is not None and not had_identifies[0]:
             backfilled = conn.execute(IDENTIFIES_BACKFILL).rowcount
             if backfilled:
@@ -231,3 +244,13 @@ def _add_missing_columns(conn: psycopg.Connection[TupleRow]) -> None:
     for table, column, type_ in ADDED_COLUMNS:
         if (table, column) not in present:
             conn.execute(f"alter table {table} add column {column} {type_}")
+
+
+def _has_indexes(conn: psycopg.Connection[TupleRow]) -> bool:
+    """``create index if not exists`` still takes a lock that waits for running loads."""
+    found = conn.execute(
+        "select count(*) from pg_indexes where indexname like '%%\\_loaded\\_at' "
+        "and schemaname = any(%s)",
+        ([RAW_CRM, RAW_ANALYTICS],),
+    ).fetchone()
+    return found is not None and found[0] >= INDEX_DDL.count("create index")
