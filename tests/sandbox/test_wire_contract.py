@@ -240,7 +240,7 @@ def test_property_history_newest_first_and_pages_of_50(sandbox: Sandbox) -> None
     assert len(page.results) == 50
     first = next(r for r in page.results if r.id == "1")
     history = first.properties_with_history["jobtitle"]
-    assert [entry.value for entry in history][0] == "CMO"
+    assert history[0].value == "CMO"
     assert len(history) == 2
     assert history[0].timestamp > history[1].timestamp
     assert history[0].source_type
