@@ -298,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         help="contacts for the scoring benchmark (default 100000)",
     )
     parser.add_argument(
+        "--scoring-reuse",
+        action="store_true",
+        help="re-use the scoring data an earlier run loaded (same size) instead of reloading",
+    )
+    parser.add_argument(
         "--scoring-sessions",
         type=float,
         default=12.0,
@@ -322,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "scoring"):
         from lead_scoring import bench_scoring
 
-        bench_scoring.run(args.scoring_contacts, args.scoring_sessions, args.out)
+        bench_scoring.run(
+            args.scoring_contacts, args.scoring_sessions, args.out, reuse=args.scoring_reuse
+        )
     return 0
 
 

@@ -13,9 +13,26 @@ activities as (
 
 ),
 
-identities as (
+-- One import per identity type: each is then read once and inlined, so the planner sees
+-- the table's real sizes (a CTE read three times is materialized and estimated blind).
+email_identities as (
 
     select * from {{ ref('int_lead_identities__stitched') }}
+    where identity_type = 'email'
+
+),
+
+user_id_identities as (
+
+    select * from {{ ref('int_lead_identities__stitched') }}
+    where identity_type = 'user_id'
+
+),
+
+anonymous_id_identities as (
+
+    select * from {{ ref('int_lead_identities__stitched') }}
+    where identity_type = 'anonymous_id'
 
 ),
 
@@ -32,18 +49,12 @@ stitched as (
         coalesce(by_email.lead_id, by_user_id.lead_id, by_anonymous_id.lead_id) as lead_id,
         coalesce(by_email.bound_at, by_user_id.bound_at, by_anonymous_id.bound_at) as bound_at
     from activities
-    left join identities as by_email
-        on
-            by_email.identity_type = 'email'
-            and activities.email = by_email.identity_value
-    left join identities as by_user_id
-        on
-            by_user_id.identity_type = 'user_id'
-            and activities.user_id = by_user_id.identity_value
-    left join identities as by_anonymous_id
-        on
-            by_anonymous_id.identity_type = 'anonymous_id'
-            and activities.anonymous_id = by_anonymous_id.identity_value
+    left join email_identities as by_email
+        on activities.email = by_email.identity_value
+    left join user_id_identities as by_user_id
+        on activities.user_id = by_user_id.identity_value
+    left join anonymous_id_identities as by_anonymous_id
+        on activities.anonymous_id = by_anonymous_id.identity_value
 
 ),
 
