@@ -128,15 +128,17 @@ create table if not exists {RAW_ANALYTICS}.identifies (
 """
 
 # dbt reads the raw tables by load time (the incremental activity rollup, the data tests on
-# recent loads): an index each, so a run after a small load does not scan the whole history.
-INDEX_DDL = f"""
-create index if not exists contacts_loaded_at on {RAW_CRM}.contacts (loaded_at);
-create index if not exists email_events_loaded_at on {RAW_CRM}.email_events (loaded_at);
-create index if not exists web_events_loaded_at on {RAW_ANALYTICS}.web_events (loaded_at);
-create index if not exists identifies_loaded_at on {RAW_ANALYTICS}.identifies (loaded_at);
-create index if not exists contact_property_history_loaded_at
-    on {RAW_CRM}.contact_property_history (loaded_at);
-"""
+# recent loads) and by event time (the rollup recomputes whole days): an index each, so a run
+# after a small load does not scan the whole history. (name, table, column)
+INDEXES: tuple[tuple[str, str, str], ...] = (
+    ("contacts_loaded_at", f"{RAW_CRM}.contacts", "loaded_at"),
+    ("email_events_loaded_at", f"{RAW_CRM}.email_events", "loaded_at"),
+    ("email_events_created_at", f"{RAW_CRM}.email_events", "created_at"),
+    ("web_events_loaded_at", f"{RAW_ANALYTICS}.web_events", "loaded_at"),
+    ("web_events_event_timestamp", f"{RAW_ANALYTICS}.web_events", "event_timestamp"),
+    ("identifies_loaded_at", f"{RAW_ANALYTICS}.identifies", "loaded_at"),
+    ("contact_property_history_loaded_at", f"{RAW_CRM}.contact_property_history", "loaded_at"),
+)
 
 # Fills identifies from the web events loaded before it existed (runs once, when it is created).
 IDENTIFIES_BACKFILL = f"""
@@ -201,8 +203,7 @@ def ensure_landing_zone(conn: psycopg.Connection[TupleRow]) -> None:
             "select to_regclass(%s) is not null", (f"{RAW_ANALYTICS}.identifies",)
         ).fetchone()
         conn.execute(DDL)
-        if not _has_indexes(conn):
-            conn.execute(INDEX_DDL)
+        _add_missing_indexes(conn)
         if had_identifies is not None and not had_identifies[0]:
             backfilled = conn.execute(IDENTIFIES_BACKFILL).rowcount
             if backfilled:
@@ -246,11 +247,16 @@ def _add_missing_columns(conn: psycopg.Connection[TupleRow]) -> None:
             conn.execute(f"alter table {table} add column {column} {type_}")
 
 
-def _has_indexes(conn: psycopg.Connection[TupleRow]) -> bool:
-    """``create index if not exists`` still takes a lock that waits for running loads."""
-    found = conn.execute(
-        "select count(*) from pg_indexes where indexname like '%%\\_loaded\\_at' "
-        "and schemaname = any(%s)",
-        ([RAW_CRM, RAW_ANALYTICS],),
-    ).fetchone()
-    return found is not None and found[0] >= INDEX_DDL.count("create index")
+def _add_missing_indexes(conn: psycopg.Connection[TupleRow]) -> None:
+    """Only missing ones: ``create index if not exists`` still waits for running loads."""
+    present = {
+        row[0]
+        for row in conn.execute(
+            "select indexname from pg_indexes where schemaname = any(%s)",
+            ([RAW_CRM, RAW_ANALYTICS],),
+        )
+    }
+    for name, table, column in INDEXES:
+        if name not in present:
+            log.info("indexing %s (%s), once", table, column)
+            conn.execute(f"create index if not exists {name} on {table} ({column})")
