@@ -223,3 +223,21 @@ def test_scores_tell_each_leads_story_and_are_reproducible(
     output = dbt(warehouse, tmp_path, "test", "--select", "test_type:unit", "--vars",
                  json.dumps({"as_of": T.isoformat()}))  # fmt: skip
     assert "PASS=12" in output.replace(" ", "")
+
+    # A late event loaded after the builds lands in the incremental rollup exactly once, on
+    # its own (past) day, and only that day is recomputed.
+    rollup_sql = (
+        "select activity_date, sum(activity_count), max(last_loaded_at) "
+        "from lead_scoring_intermediate.int_activities__rolled_up_daily group by 1 order by 1"
+    )
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        rollup_before = conn.execute(rollup_sql).fetchall()
+    late_day = T - timedelta(days=4)
+    late = web("w10", "a1", at(late_day, 15), "page", path="/pricing")
+    load_batch(warehouse, table=WEB_EVENTS, source="test.web_events", records=[late])
+    build(warehouse, tmp_path, T)
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        rollup_after = conn.execute(rollup_sql).fetchall()
+    changed = [a for a in rollup_after if a not in rollup_before]
+    assert [(day, count) for day, count, _ in changed] == [(late_day, 1)]
+    assert len(rollup_after) == len(rollup_before) + 1
