@@ -8,9 +8,9 @@ new events, and both against one bare aggregate pass over the events table.
 2. **Full build**: ``dbt build`` (seeds, models, snapshot, data tests; not the unit tests, as in
    the DAG) on an empty dbt schema, scoring as of the newest event's day.
 3. **Run after 1% new events**: the history's load time moves 3 days back (the next run does
-   not come minutes after the first load), 1% more events arrive (copies of a random 1% of
-   the web and email events, moved to the next day, loaded now), and ``dbt build`` runs for
-   the next as-of day: what a scheduled daily run does.
+   not come minutes after the first load); then twice, 1% more events arrive (copies of a
+   random 1% of the web and email events, moved to the next day, loaded now) and
+   ``dbt build`` runs for that as-of day, as scheduled daily runs do. The second is measured.
 4. **Bare pass**: ``select ... group by`` actor and day over ``raw_analytics.web_events`` once,
    the least any scoring of those events could cost.
 
@@ -299,12 +299,17 @@ def run(contacts: int, sessions: float, out: Path, *, reuse: bool = False) -> di
         print(f"  {full.seconds:.1f}s", flush=True)
         bare_full, groups = bare_pass(warehouse)
         age_history(warehouse)  # the next run comes days after the history was loaded
-        added = add_new_events(warehouse, as_of + timedelta(days=1), 1.0)
-        print(f"  added {added:,} events on the next day", flush=True)
-        incremental = dbt_build(
-            warehouse, target, as_of + timedelta(days=1), "run after 1% new events"
-        )
-        print(f"  {incremental.seconds:.1f}s", flush=True)
+        # Two daily runs: the first one's rollup look-back still re-reads the history's own
+        # load (it was the last load); the second is the steady state that gets measured.
+        for day in (1, 2):
+            added = add_new_events(warehouse, as_of + timedelta(days=day), 1.0)
+            print(f"  day {day}: added {added:,} events", flush=True)
+            incremental = dbt_build(
+                warehouse, target, as_of + timedelta(days=day), "run after 1% new events"
+            )
+            print(f"  {incremental.seconds:.1f}s", flush=True)
+            if day == 1:
+                first_daily = incremental
         with connect(warehouse) as conn:
             sizes: dict[str, int] = dict(
                 conn.execute(
@@ -321,6 +326,7 @@ def run(contacts: int, sessions: float, out: Path, *, reuse: bool = False) -> di
         "groups": groups,
         "full": full,
         "incremental": incremental,
+        "first_daily": first_daily.seconds,
         "bare": bare_full,
         "sizes": sizes,
     }
@@ -350,7 +356,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         "",
         f"Data: {counts['contacts']:,} contacts, {results['events']:,} events "
         f"({counts['web_events']:,} web, {counts['email_events']:,} email; {loaded}), two "
-        f"scoring models. The second run adds {results['added']:,} events (1%) on the next day.",
+        f"scoring models. Each daily run adds about {results['added']:,} events (1%).",
         "",
         "| run | as of | wall seconds | model seconds | test seconds | of full build "
         "| vs bare pass |",
@@ -365,6 +371,11 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     lines += [
         f"| bare aggregate pass over web events (actor x day, {results['groups']:,} groups) "
         f"| | {bare:.1f} | | | {bare / full.seconds:.1%} | 1.0 |",
+        "",
+        f"The run is the second daily run after the history's load: the first one "
+        f"({results['first_daily']:.1f} s) still re-reads the whole history, because the rollup "
+        "re-reads the rows of the latest load with a one-hour look-back (for loads that "
+        "commit late), and in this set-up the latest load is the history itself.",
         "",
         "Slowest nodes (seconds): full build "
         + ", ".join(f"`{uid.split('.')[-1]}` {s:.1f}" for uid, s in full.slowest)
