@@ -156,7 +156,7 @@ insert into raw_analytics.web_events (
     source_file, source_line, source_format, batch_id, loaded_at
 )
 select
-    'bench-next-' || message_id, event_type, event_name, anonymous_id, user_id,
+    %(prefix)s || message_id, event_type, event_name, anonymous_id, user_id,
     %(day)s::timestamptz + (event_timestamp - date_trunc('day', event_timestamp)),
     raw, source_file, source_line, source_format, batch_id, now()
 from raw_analytics.web_events tablesample bernoulli (%(percent)s) repeatable (1)
@@ -166,7 +166,7 @@ insert into raw_crm.email_events (
     event_id, event_type, recipient, created_at, raw, batch_id, loaded_at
 )
 select
-    'bench-next-' || event_id, event_type, recipient,
+    %(prefix)s || event_id, event_type, recipient,
     %(day)s::timestamptz + (created_at - date_trunc('day', created_at)),
     raw, batch_id, now()
 from raw_crm.email_events tablesample bernoulli (%(percent)s) repeatable (1)
@@ -181,7 +181,8 @@ def add_new_events(warehouse: WarehouseConfig, day: date, percent: float) -> int
     with connect(warehouse) as conn:
         before = _event_count(conn)
         for statement in NEW_EVENTS_SQL:
-            conn.execute(statement, {"day": day.isoformat(), "percent": percent})
+            params = {"day": day.isoformat(), "percent": percent, "prefix": f"bench-next-{day}-"}
+            conn.execute(statement, params)
         conn.commit()
         conn.execute("analyze raw_analytics.web_events")
         conn.execute("analyze raw_crm.email_events")
