@@ -22,8 +22,6 @@ node, which adds dbt's start-up per task but not warehouse work). Node timings c
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -225,31 +223,19 @@ def bare_pass(warehouse: WarehouseConfig) -> tuple[float, int]:
 
 # ---------------------------------------------------------------------- dbt
 def dbt_build(warehouse: WarehouseConfig, target: Path, as_of: date, label: str) -> BuildFigure:
-    from lead_scoring.config import dbt_project_dir
-    from lead_scoring.runtime.dbt_tools import profile_environment
-    from lead_scoring.runtime.environment import NO_TELEMETRY, child_environment
+    from lead_scoring.runtime.dbt_tools import run_dbt
 
-    project = dbt_project_dir()
-    command = [
-        str(Path(sys.executable).with_name("dbt")),
+    print(f"  dbt build as of {as_of} ({label})", flush=True)
+    started = time.monotonic()
+    done = run_dbt(
+        warehouse,
+        target,
         "build",
         "--exclude-resource-type",
         "unit_test",
         "--vars",
         json.dumps({"as_of": as_of.isoformat()}),
-        "--project-dir",
-        str(project),
-        "--profiles-dir",
-        str(project),
-        "--target-path",
-        str(target),
-        "--log-path",
-        str(target / "logs"),
-    ]
-    env = child_environment({**NO_TELEMETRY, **profile_environment(warehouse)})
-    print(f"  dbt build as of {as_of} ({label})", flush=True)
-    started = time.monotonic()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    )
     seconds = time.monotonic() - started
     if done.returncode != 0:
         raise RuntimeError(f"dbt build failed ({label}):\n{done.stdout[-4000:]}")

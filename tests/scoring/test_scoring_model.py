@@ -11,8 +11,6 @@ the same builds; the unit tests of every rule type run at the end.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,11 +19,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from lead_scoring.config import WarehouseConfig, dbt_project_dir
+from lead_scoring.config import WarehouseConfig
 from lead_scoring.load.batch import load_batch
 from lead_scoring.load.tables import WEB_EVENTS
-from lead_scoring.runtime.dbt_tools import profile_environment
-from lead_scoring.runtime.environment import NO_TELEMETRY, child_environment
+from lead_scoring.runtime.dbt_tools import run_dbt
 from lead_scoring.warehouse import connect, ensure_landing_zone
 
 pytestmark = pytest.mark.integration
@@ -119,21 +116,7 @@ def scored_warehouse(warehouse: WarehouseConfig) -> WarehouseConfig:
 
 
 def dbt(warehouse: WarehouseConfig, target: Path, *args: str) -> str:
-    project = dbt_project_dir()
-    command = [
-        str(Path(sys.executable).with_name("dbt")),
-        *args,
-        "--project-dir",
-        str(project),
-        "--profiles-dir",
-        str(project),
-        "--target-path",
-        str(target),
-        "--log-path",
-        str(target / "logs"),
-    ]
-    env = child_environment({**NO_TELEMETRY, **profile_environment(warehouse)})
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = run_dbt(warehouse, target, *args)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     return done.stdout
 

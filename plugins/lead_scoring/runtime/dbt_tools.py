@@ -32,6 +32,28 @@ def profile_environment(warehouse: WarehouseConfig) -> dict[str, str]:
     }
 
 
+def run_dbt(
+    warehouse: WarehouseConfig, target: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``dbt <args>`` against ``warehouse`` with artifacts and logs under ``target`` (for the
+    benchmark and the tests; the DAG runs dbt through Cosmos). Does not raise on failure."""
+    project = dbt_project_dir()
+    command = [
+        _tool("dbt"),
+        *args,
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(project),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target / "logs"),
+    ]
+    env = child_environment({**NO_TELEMETRY, **profile_environment(warehouse)})
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
 def parse_project() -> Path:
     """Write ``dbt_project/target/manifest.json``; raises with dbt's own message on failure.
 
