@@ -8,9 +8,11 @@ new events, and both against one bare aggregate pass over the events table.
 2. **Full build**: ``dbt build`` (seeds, models, snapshot, data tests; not the unit tests, as in
    the DAG) on an empty dbt schema, scoring as of the newest event's day.
 3. **Run after 1% new events**: the history's load time moves 3 days back (the next run does
-   not come minutes after the first load); then twice, 1% more events arrive (copies of a
-   random 1% of the web and email events, moved to the next day, loaded now) and
-   ``dbt build`` runs for that as-of day, as scheduled daily runs do. The second is measured.
+   not come minutes after the first load); then twice, 1% more events arrive and ``dbt
+   build`` runs for that as-of day, as scheduled daily runs do. The second is measured. The
+   new events are copies of the events of a random 1% of past actor-days (one visitor's or
+   one recipient's events of one day), moved to the next day and loaded now: a day's events
+   come in sessions of the leads active that day, not as one event for every other lead.
 4. **Bare pass**: ``select ... group by`` actor and day over ``raw_analytics.web_events`` once,
    the least any scoring of those events could cost.
 
@@ -157,7 +159,10 @@ select
     %(prefix)s || message_id, event_type, event_name, anonymous_id, user_id,
     %(day)s::timestamptz + (event_timestamp - date_trunc('day', event_timestamp)),
     raw, source_file, source_line, source_format, batch_id, now()
-from raw_analytics.web_events tablesample bernoulli (%(percent)s) repeatable (1)
+from raw_analytics.web_events
+where
+    (hashtext(%(day)s || coalesce(user_id, anonymous_id) || event_timestamp::date)
+    & 2147483647) %% 10000 < %(percent)s * 100
 """,
     """
 insert into raw_crm.email_events (
@@ -167,13 +172,17 @@ select
     %(prefix)s || event_id, event_type, recipient,
     %(day)s::timestamptz + (created_at - date_trunc('day', created_at)),
     raw, batch_id, now()
-from raw_crm.email_events tablesample bernoulli (%(percent)s) repeatable (1)
+from raw_crm.email_events
+where
+    (hashtext(%(day)s || recipient || created_at::date) & 2147483647) %% 10000
+    < %(percent)s * 100
 """,
 )
 
 
 def add_new_events(warehouse: WarehouseConfig, day: date, percent: float) -> int:
-    """Copies of ``percent`` % of the events, moved onto ``day`` and loaded now."""
+    """Copies of the events of ``percent`` % of the actor-days, moved onto ``day`` and loaded
+    now (a hash of the day and the actor-day picks them: reproducible, other leads each day)."""
     from lead_scoring.warehouse import connect
 
     with connect(warehouse) as conn:

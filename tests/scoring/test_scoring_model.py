@@ -224,3 +224,27 @@ def test_scores_tell_each_leads_story_and_are_reproducible(
     changed = [a for a in rollup_after if a not in rollup_before]
     assert [(day, count) for day, count, _ in changed] == [(late_day, 1)]
     assert len(rollup_after) == len(rollup_before) + 1
+
+    # The marts' keys, not-nulls and allowed values are enforced by the warehouse (contract
+    # constraints), so a bad row cannot be written at all.
+    with psycopg.connect(warehouse.conninfo(), autocommit=True) as conn:
+        rejected = {
+            "duplicate score": "insert into lead_scoring_marts.fct_lead_scores "
+            "select * from lead_scoring_marts.fct_lead_scores limit 1",
+            "unknown band": "update lead_scoring_marts.fct_lead_scores set band = 'lukewarm'",
+            "unknown fit grade": "update lead_scoring_marts.fct_lead_scores set fit_grade = 'E'",
+            "score without a total": "update lead_scoring_marts.fct_lead_scores "
+            "set total_score = null",
+            "duplicate ledger line": "insert into lead_scoring_marts.fct_lead_score_ledger "
+            "select * from lead_scoring_marts.fct_lead_score_ledger limit 1",
+            "unknown component": "update lead_scoring_marts.fct_lead_score_ledger "
+            "set component = 'bonus'",
+            "ledger line without points": "update lead_scoring_marts.fct_lead_score_ledger "
+            "set points = null",
+            "duplicate lead": "insert into lead_scoring_marts.dim_leads "
+            "select * from lead_scoring_marts.dim_leads limit 1",
+        }
+        for what, statement in rejected.items():
+            with pytest.raises(psycopg.errors.IntegrityError):
+                conn.execute(statement)
+                pytest.fail(f"the warehouse accepted a {what}")
