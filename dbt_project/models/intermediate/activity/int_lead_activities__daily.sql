@@ -66,6 +66,7 @@ final as (
             stitched.activity_date,
             cast(stitched.bound_at at time zone 'utc' as date)
         ) as known_date,
+        activity_kinds.activity_kind_id,
         activity_kinds.channel,
         stitched.activity_type,
         activity_kinds.funnel_stage,

@@ -52,8 +52,8 @@ scoring_models as (
 
 ),
 
--- Activity can belong to a contact that is archived or not created yet at the as-of date:
--- only leads that exist then are scored.
+-- Only leads that exist at the as-of date are scored (the activity as of that date already
+-- holds only theirs; this guard is a cheap hashed lookup).
 rule_lines as (
 
     select matched_lines.*
@@ -66,23 +66,29 @@ rule_lines as (
         union all
         select * from decay_lines
     ) as matched_lines
-    inner join leads
-        on matched_lines.lead_id = leads.lead_id
+    where matched_lines.lead_id in (select leads.lead_id from leads)
 
 ),
 
-group_totals as (
+-- One pass over the lines: per lead, model and rule group, what the adjustments need.
+group_sums as (
 
     select
         rule_lines.lead_id,
         rule_lines.scoring_model_id,
         rule_lines.rule_group,
-        sum(rule_lines.points) as group_points
+        sum(rule_lines.points) filter (
+            where rule_lines.rule_type = 'behavioral' and rule_lines.component = 'behavioral'
+        ) as group_points,
+        coalesce(
+            sum(rule_lines.points_after_caps) filter (
+                where rule_lines.component = 'behavioral'
+            ),
+            0
+        ) as behavioral_points,
+        sum(rule_lines.decay_points) as decay_points,
+        sum(rule_lines.points) as points
     from rule_lines
-    where
-        rule_lines.rule_type = 'behavioral'
-        and rule_lines.component = 'behavioral'
-        and rule_lines.rule_group is not null
     group by
         rule_lines.lead_id,
         rule_lines.scoring_model_id,
@@ -93,16 +99,16 @@ group_totals as (
 group_cap_lines as (
 
     select
-        group_totals.lead_id,
-        group_totals.scoring_model_id,
-        'group_cap:' || group_totals.rule_group as rule_id,
+        group_sums.lead_id,
+        group_sums.scoring_model_id,
+        'group_cap:' || group_sums.rule_group as rule_id,
         'group_cap' as rule_type,
         'behavioral' as component,
-        group_totals.rule_group,
+        group_sums.rule_group,
         rule_groups.description || ' (capped at ' || rule_groups.max_points || ')'
             as description,
         'score' as source_type,
-        group_totals.rule_group || ' earned ' || group_totals.group_points
+        group_sums.rule_group || ' earned ' || group_sums.group_points
             as source_ref,
         cast(null as date) as window_start,
         cast(null as date) as window_end,
@@ -110,37 +116,36 @@ group_cap_lines as (
         cast(null as integer) as activity_count,
         cast(null as integer) as counted_count,
         0 as raw_points,
-        cast(rule_groups.max_points - group_totals.group_points as integer)
+        cast(rule_groups.max_points - group_sums.group_points as integer)
             as points_after_caps,
         0 as decay_points,
-        cast(rule_groups.max_points - group_totals.group_points as integer) as points
-    from group_totals
+        cast(rule_groups.max_points - group_sums.group_points as integer) as points
+    from group_sums
     inner join rule_groups
         on
-            group_totals.scoring_model_id = rule_groups.scoring_model_id
-            and group_totals.rule_group = rule_groups.rule_group
-    where group_totals.group_points > rule_groups.max_points
+            group_sums.scoring_model_id = rule_groups.scoring_model_id
+            and group_sums.rule_group = rule_groups.rule_group
+    where group_sums.group_points > rule_groups.max_points
 
 ),
 
-capped_lines as (
-
-    select * from rule_lines
-    union all
-    select * from group_cap_lines
-
-),
-
+-- Per lead and model, after the group caps: the engagement part and the running total.
 engagement as (
 
     select
-        capped_lines.lead_id,
-        capped_lines.scoring_model_id,
-        sum(capped_lines.points_after_caps)
-        filter (where capped_lines.component = 'behavioral') as behavioral_points,
-        sum(capped_lines.decay_points) as decay_points
-    from capped_lines
-    group by capped_lines.lead_id, capped_lines.scoring_model_id
+        group_sums.lead_id,
+        group_sums.scoring_model_id,
+        sum(group_sums.behavioral_points) + coalesce(sum(group_cap_lines.points), 0)
+            as behavioral_points,
+        sum(group_sums.decay_points) as decay_points,
+        sum(group_sums.points) + coalesce(sum(group_cap_lines.points), 0) as points
+    from group_sums
+    left join group_cap_lines
+        on
+            group_sums.lead_id = group_cap_lines.lead_id
+            and group_sums.scoring_model_id = group_cap_lines.scoring_model_id
+            and group_sums.rule_group = group_cap_lines.rule_group
+    group by group_sums.lead_id, group_sums.scoring_model_id
 
 ),
 
@@ -156,7 +161,7 @@ floor_lines as (
         'Decay stops at the model''s floor of ' || scoring_models.decay_floor
             as description,
         'score' as source_type,
-        'behavioural ' || coalesce(engagement.behavioral_points, 0)
+        'behavioural ' || engagement.behavioral_points
         || ', decay ' || engagement.decay_points as source_ref,
         cast(null as date) as window_start,
         cast(null as date) as window_end,
@@ -169,14 +174,14 @@ floor_lines as (
             least(
                 -engagement.decay_points,
                 scoring_models.decay_floor
-                - (coalesce(engagement.behavioral_points, 0) + engagement.decay_points)
+                - (engagement.behavioral_points + engagement.decay_points)
             ) as integer
         ) as decay_points,
         cast(
             least(
                 -engagement.decay_points,
                 scoring_models.decay_floor
-                - (coalesce(engagement.behavioral_points, 0) + engagement.decay_points)
+                - (engagement.behavioral_points + engagement.decay_points)
             ) as integer
         ) as points
     from engagement
@@ -185,27 +190,22 @@ floor_lines as (
     where
         scoring_models.decay_floor is not null
         and engagement.decay_points < 0
-        and coalesce(engagement.behavioral_points, 0) + engagement.decay_points
+        and engagement.behavioral_points + engagement.decay_points
         < scoring_models.decay_floor
-
-),
-
-unclamped_lines as (
-
-    select * from capped_lines
-    union all
-    select * from floor_lines
 
 ),
 
 line_totals as (
 
     select
-        unclamped_lines.lead_id,
-        unclamped_lines.scoring_model_id,
-        sum(unclamped_lines.points) as line_points
-    from unclamped_lines
-    group by unclamped_lines.lead_id, unclamped_lines.scoring_model_id
+        engagement.lead_id,
+        engagement.scoring_model_id,
+        engagement.points + coalesce(floor_lines.points, 0) as line_points
+    from engagement
+    left join floor_lines
+        on
+            engagement.lead_id = floor_lines.lead_id
+            and engagement.scoring_model_id = floor_lines.scoring_model_id
 
 ),
 
@@ -276,7 +276,11 @@ clamp_lines as (
 
 all_lines as (
 
-    select * from unclamped_lines
+    select * from rule_lines
+    union all
+    select * from group_cap_lines
+    union all
+    select * from floor_lines
     union all
     select * from clamp_lines
 

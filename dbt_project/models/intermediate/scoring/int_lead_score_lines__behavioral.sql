@@ -14,6 +14,12 @@ activities as (
 
 ),
 
+activity_kinds as (
+
+    select * from {{ ref('int_activity_kinds__categorized') }}
+
+),
+
 behavioral_rules as (
 
     select * from {{ ref('behavioral_rules') }}
@@ -26,25 +32,14 @@ decay_rules as (
 
 ),
 
--- Match rules to the distinct activity kinds first: a path pattern is tested once per page,
--- not once per activity.
-activity_kinds as (
-
-    select distinct
-        activities.activity_type,
-        activities.channel,
-        activities.page_path
-    from activities
-
-),
-
+-- Rules are matched to the distinct activity kinds (one row per type and page), so a path
+-- pattern is tested once per page, not once per activity.
 rule_kinds as (
 
     select
-        activity_kinds.page_path,
+        activity_kinds.activity_kind_id,
         behavioral_rules.scoring_model_id,
         behavioral_rules.rule_id,
-        behavioral_rules.activity_type,
         behavioral_rules.cap_window_days
     from activity_kinds
     inner join behavioral_rules
@@ -79,9 +74,7 @@ windowed as (
         activities.sample_activity_id
     from activities
     inner join rule_kinds
-        on
-            activities.activity_type = rule_kinds.activity_type
-            and activities.page_path is not distinct from rule_kinds.page_path
+        on activities.activity_kind_id = rule_kinds.activity_kind_id
 
 ),
 
@@ -152,15 +145,22 @@ scored as (
                 capped.component = 'behavioral'
                 and capped.points_per_activity > 0
                 and capped.half_life_days is not null
+                -- computed in double precision (numeric powers cost ~10 us each), rounded
+                -- as numeric: half away from zero
                 then -cast(
                         round(
-                            capped.points_per_activity * capped.counted_count
-                            * (
-                                1 - power(
-                                    0.5,
-                                    ({{ as_of_date() }} - capped.last_activity_date)
-                                    / cast(capped.half_life_days as numeric)
-                                )
+                            cast(
+                                capped.points_per_activity * capped.counted_count
+                                * (
+                                    1 - power(
+                                        0.5,
+                                        cast(
+                                            {{ as_of_date() }} - capped.last_activity_date
+                                            as double precision
+                                        )
+                                        / capped.half_life_days
+                                    )
+                                ) as numeric
                             )
                         ) as integer
                     )

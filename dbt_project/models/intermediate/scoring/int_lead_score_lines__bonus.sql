@@ -5,15 +5,20 @@
 
 with
 
-activities as (
-
-    select * from {{ ref('int_lead_activities__as_of') }}
-
-),
-
 bonus_rules as (
 
     select * from {{ ref('engagement_bonus_rules') }}
+
+),
+
+-- Only engagement inside the longest look-back can pay a bonus: filtered before the rules
+-- are joined, so the grouping below sorts weeks of activity, not all of it.
+activities as (
+
+    select * from {{ ref('int_lead_activities__as_of') }}
+    where
+        is_engagement
+        and age_days < (select max(bonus_rules.window_days) from bonus_rules)
 
 ),
 
@@ -31,7 +36,6 @@ counts as (
     from activities
     inner join bonus_rules
         on activities.age_days < bonus_rules.window_days
-    where activities.is_engagement
     group by
         activities.lead_id,
         bonus_rules.scoring_model_id,

@@ -8,9 +8,18 @@
 
 with
 
-activities as (
+-- One import per use, each read once (a CTE read several times is materialized whole).
+engagements as (
 
     select * from {{ ref('int_lead_activities__as_of') }}
+    where is_engagement
+
+),
+
+email_activities as (
+
+    select * from {{ ref('int_lead_activities__as_of') }}
+    where channel = 'email'
 
 ),
 
@@ -20,19 +29,29 @@ decay_rules as (
 
 ),
 
+last_engagement_by_channel as (
+
+    select
+        engagements.lead_id,
+        engagements.channel,
+        max(engagements.activity_date) as last_engaged_on
+    from engagements
+    group by engagements.lead_id, engagements.channel
+
+),
+
 last_engagement as (
 
     select
-        activities.lead_id,
+        last_engagement_by_channel.lead_id,
         channels.channel,
-        max(activities.activity_date) as last_engaged_on
-    from activities
+        max(last_engagement_by_channel.last_engaged_on) as last_engaged_on
+    from last_engagement_by_channel
     cross join
         lateral (
-            values (activities.channel), ('any')
+            values (last_engagement_by_channel.channel), ('any')
         ) as channels (channel)
-    where activities.is_engagement
-    group by activities.lead_id, channels.channel
+    group by last_engagement_by_channel.lead_id, channels.channel
 
 ),
 
@@ -57,33 +76,33 @@ inactivity_lines as (
 
 ),
 
-email_opens as (
+-- Per lead: the last open or click, and each delivery day's count; one pass over email.
+email_days as (
 
     select
-        activities.lead_id,
-        max(activities.activity_date) filter (
-            where activities.activity_type in ('email_open', 'email_click')
-        ) as last_opened_on
-    from activities
-    where activities.channel = 'email'
-    group by activities.lead_id
+        email_activities.lead_id,
+        email_activities.activity_date,
+        max(email_activities.activity_date) filter (
+            where email_activities.activity_type in ('email_open', 'email_click')
+        ) over (partition by email_activities.lead_id) as last_opened_on,
+        email_activities.activity_type,
+        email_activities.activity_count
+    from email_activities
 
 ),
 
 unopened as (
 
     select
-        activities.lead_id,
-        email_opens.last_opened_on,
-        min(activities.activity_date) as first_unopened_on,
-        cast(sum(activities.activity_count) as integer) as unopened_count
-    from activities
-    inner join email_opens
-        on activities.lead_id = email_opens.lead_id
+        email_days.lead_id,
+        email_days.last_opened_on,
+        min(email_days.activity_date) as first_unopened_on,
+        cast(sum(email_days.activity_count) as integer) as unopened_count
+    from email_days
     where
-        activities.activity_type = 'email_delivered'
-        and activities.activity_date > coalesce(email_opens.last_opened_on, date '0001-01-01')
-    group by activities.lead_id, email_opens.last_opened_on
+        email_days.activity_type = 'email_delivered'
+        and email_days.activity_date > coalesce(email_days.last_opened_on, date '0001-01-01')
+    group by email_days.lead_id, email_days.last_opened_on
 
 ),
 

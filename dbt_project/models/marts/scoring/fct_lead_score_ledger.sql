@@ -4,14 +4,15 @@
         incremental_strategy='delete+insert',
         unique_key='as_of_date',
         on_schema_change='fail',
-        indexes=[{'columns': ['as_of_date', 'lead_id']}],
     )
 }}
 -- The score ledger: one line per rule application behind each score in fct_lead_scores -
 -- an attribute rule that matched, an activity rule's cap window, a bonus, a decay, and the
 -- group-cap, decay-floor and clamp adjustments. For every lead, model and as-of date,
 -- sum(points) = total_score, and points = points_after_caps + decay_points on every line.
--- Re-running an as-of date replaces that date's lines.
+-- Re-running an as-of date replaces that date's lines. The primary key (as-of date, lead,
+-- line) is also the index that finds a lead's lines; lines are written in its order, so a
+-- day's millions of lines extend the index instead of splitting pages all over it.
 
 with
 
@@ -58,6 +59,7 @@ final as (
     from lines
     inner join scoring_models
         on lines.scoring_model_id = scoring_models.scoring_model_id
+    order by lines.lead_id asc, lines.score_line_id asc
 
 )
 
