@@ -352,7 +352,8 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         "",
         f"Data: {counts['contacts']:,} contacts, {results['events']:,} events "
         f"({counts['web_events']:,} web, {counts['email_events']:,} email; {loaded}), two "
-        f"scoring models. Each daily run adds about {results['added']:,} events (1%).",
+        f"scoring models. Each daily run adds about {results['added']:,} events (1%: the "
+        "events of 1% of past actor-days, replayed on the next day).",
         "",
         "| run | as of | wall seconds | model seconds | test seconds | of full build "
         "| vs bare pass |",
