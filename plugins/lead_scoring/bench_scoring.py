@@ -232,19 +232,11 @@ def bare_pass(warehouse: WarehouseConfig) -> tuple[float, int]:
 
 # ---------------------------------------------------------------------- dbt
 def dbt_build(warehouse: WarehouseConfig, target: Path, as_of: date, label: str) -> BuildFigure:
-    from lead_scoring.runtime.dbt_tools import run_dbt
+    from lead_scoring.runtime.dbt_tools import build_as_of
 
     print(f"  dbt build as of {as_of} ({label})", flush=True)
     started = time.monotonic()
-    done = run_dbt(
-        warehouse,
-        target,
-        "build",
-        "--exclude-resource-type",
-        "unit_test",
-        "--vars",
-        json.dumps({"as_of": as_of.isoformat()}),
-    )
+    done = build_as_of(warehouse, target, as_of)
     seconds = time.monotonic() - started
     if done.returncode != 0:
         raise RuntimeError(f"dbt build failed ({label}):\n{done.stdout[-4000:]}")

@@ -22,7 +22,7 @@ import pytest
 from lead_scoring.config import WarehouseConfig
 from lead_scoring.load.batch import load_batch
 from lead_scoring.load.tables import WEB_EVENTS
-from lead_scoring.runtime.dbt_tools import run_dbt
+from lead_scoring.runtime.dbt_tools import build_as_of, run_dbt
 from lead_scoring.warehouse import connect, ensure_landing_zone
 
 pytestmark = pytest.mark.integration
@@ -122,15 +122,8 @@ def dbt(warehouse: WarehouseConfig, target: Path, *args: str) -> str:
 
 
 def build(warehouse: WarehouseConfig, target: Path, as_of: date) -> None:
-    dbt(
-        warehouse,
-        target,
-        "build",
-        "--exclude-resource-type",
-        "unit_test",
-        "--vars",
-        json.dumps({"as_of": as_of.isoformat()}),
-    )
+    done = build_as_of(warehouse, target, as_of)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
 def scores(warehouse: WarehouseConfig, as_of: date) -> dict[str, tuple[Any, ...]]:

@@ -5,8 +5,10 @@ so a dbt failure cannot take the caller down with it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 from lead_scoring.config import WarehouseConfig, dbt_project_dir, local_dir
@@ -52,6 +54,22 @@ def run_dbt(
     ]
     env = child_environment({**NO_TELEMETRY, **profile_environment(warehouse)})
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def build_as_of(
+    warehouse: WarehouseConfig, target: Path, as_of: date
+) -> subprocess.CompletedProcess[str]:
+    """``dbt build`` scoring as of ``as_of`` the way the DAG runs it: seeds, models,
+    snapshot and data tests, not the unit tests (dbt advises against them in production)."""
+    return run_dbt(
+        warehouse,
+        target,
+        "build",
+        "--exclude-resource-type",
+        "unit_test",
+        "--vars",
+        json.dumps({"as_of": as_of.isoformat()}),
+    )
 
 
 def parse_project() -> Path:
