@@ -2,9 +2,11 @@
 ### Lead scoring
 
 Extracts contacts and email events from the CRM (HubSpot CRM v3) and web events from a Segment
-JSONL export into `raw_crm` / `raw_analytics`, builds the scores with dbt (Cosmos renders one
-task per dbt node, each a `dbt build` of that node with its tests), validates the day's scores
-with the Great Expectations `score_gate` checkpoint, and writes changed scores back to the CRM.
+JSONL export into `raw_crm` / `raw_analytics`, validates what this run loaded with the Great
+Expectations `raw_gate` checkpoint (a failure stops dbt), builds the scores with dbt (Cosmos
+renders one task per dbt node, each a `dbt build` of that node with its tests), validates the
+day's scores and their drift from the last run with the `score_gate` checkpoint (a failure
+blocks the sync and leaves the CRM untouched), and writes changed scores back to the CRM.
 
 Connections: `warehouse` (postgres) and `crm` (http: host = API base URL, password = token).
 
@@ -15,7 +17,9 @@ reads the same window again and replaces that interval's event rows.
 Params: `as_of` scores as of another date (default: the logical date); `full_refresh` re-reads
 every contact (list endpoint) and every export file; `events_path` (a folder or an fsspec URL)
 and `events_format` (`segment` or `ga4`) override `LEAD_SCORING_EVENTS_PATH` /
-`LEAD_SCORING_EVENTS_FORMAT`; `dry_run` computes the CRM changes without writing them.
+`LEAD_SCORING_EVENTS_FORMAT`; `dry_run` computes the CRM changes without writing them;
+`approve_score_drift` lets through scores that moved beyond the drift bounds (an intended
+ruleset change). The bounds are `LEAD_SCORING_QUALITY_*` environment variables (README).
 
 The dbt graph comes from `dbt_project/target/manifest.json`: run `make manifest` (or
 `lead-scoring dbt-parse`) after changing the dbt project.
@@ -93,6 +97,14 @@ def _as_of(context: dict[str, Any]) -> str:
         "dry_run": Param(
             False, type="boolean", description="Compute CRM changes without writing them."
         ),
+        "approve_score_drift": Param(
+            False,
+            type="boolean",
+            description=(
+                "Let scores that moved beyond the drift bounds (share of hot leads, MQL rate, "
+                "leads changing band) reach the CRM: for an intended ruleset change."
+            ),
+        ),
     },
 )
 def lead_scoring() -> None:
@@ -117,6 +129,10 @@ def lead_scoring() -> None:
             interval=_interval(context),
             full_refresh=bool(context["params"].get("full_refresh")),
         )
+
+    @task
+    def check_raw(**context: Any) -> dict[str, Any]:
+        return tasks.check_raw(run_id=context["run_id"], interval=_interval(context))
 
     dbt_build = DbtTaskGroup(
         group_id="dbt_build",
@@ -154,7 +170,11 @@ def lead_scoring() -> None:
 
     @task
     def check_scores(**context: Any) -> dict[str, Any]:
-        return tasks.check_scores(as_of=_as_of(context))
+        return tasks.check_scores(
+            as_of=_as_of(context),
+            run_id=context["run_id"],
+            approve_drift=bool(context["params"].get("approve_score_drift")),
+        )
 
     @task
     def sync_crm(**context: Any) -> dict[str, Any]:
@@ -164,7 +184,8 @@ def lead_scoring() -> None:
             dry_run=bool(context["params"].get("dry_run")),
         )
 
-    [extract_contacts(), extract_email_events(), load_web_events()] >> dbt_build
+    extracts = [extract_contacts(), extract_email_events(), load_web_events()]
+    extracts >> check_raw() >> dbt_build
     dbt_build >> check_scores() >> sync_crm()
 
 

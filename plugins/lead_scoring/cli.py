@@ -294,8 +294,11 @@ def cmd_dbt_lint(args: argparse.Namespace) -> int:
 def cmd_quality_init(_: argparse.Namespace) -> int:
     from lead_scoring.config import warehouse_config
     from lead_scoring.quality.context import init_context
+    from lead_scoring.quality.scope import prepare_views
 
-    os.environ["WAREHOUSE_URL"] = warehouse_config().sqlalchemy_url()
+    warehouse = warehouse_config()
+    prepare_views(warehouse)  # GX checks that every asset's table exists
+    os.environ["WAREHOUSE_URL"] = warehouse.sqlalchemy_url()
     print(f"wrote the Great Expectations context in {init_context()}")
     return 0
 

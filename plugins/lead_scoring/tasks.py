@@ -127,13 +127,34 @@ def load_web_events(
     return _load_summary(result)
 
 
-def check_scores(*, as_of: str | None) -> dict[str, Any]:
-    """The score gate: fails the task (and so blocks the sync) when an expectation fails."""
-    from lead_scoring.quality.gates import score_gate
+def check_raw(*, run_id: str | None, interval: Interval | None = None) -> dict[str, Any]:
+    """The raw gate: fails the task (and so stops dbt) when the run's extracts are bad."""
+    from lead_scoring.quality.gates import raw_gate, summary
 
-    result = score_gate(warehouse_config(via_airflow=True), parse_as_of(as_of))
+    result = raw_gate(
+        warehouse_config(via_airflow=True),
+        run_id=run_id,
+        reference=interval.end if interval else None,
+    )
     log.info("Data Docs: %s", result.data_docs)
-    return asdict(result)
+    return summary(result)
+
+
+def check_scores(
+    *, as_of: str | None, run_id: str | None = None, approve_drift: bool = False
+) -> dict[str, Any]:
+    """The score gate: fails the task (and so blocks the sync) when an expectation fails, or
+    when the scores drifted beyond the bounds and the run is not approved."""
+    from lead_scoring.quality.gates import score_gate, summary
+
+    result = score_gate(
+        warehouse_config(via_airflow=True),
+        parse_as_of(as_of),
+        run_id=run_id,
+        approve_drift=approve_drift,
+    )
+    log.info("Data Docs: %s", result.data_docs)
+    return summary(result)
 
 
 def sync_scores(*, run_id: str | None, as_of: str | None, dry_run: bool = False) -> dict[str, Any]:

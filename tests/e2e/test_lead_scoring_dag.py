@@ -47,11 +47,16 @@ def dag_env(
     monkeypatch.setenv("AIRFLOW_CONN_CRM", CrmConfig(sandbox.url, sandbox.token).to_airflow_json())
     monkeypatch.setenv("LEAD_SCORING_EVENTS_PATH", summary.events_dir)
     monkeypatch.setenv("LEAD_SCORING_GX_DIR", str(gx_dir))
+
+    return {"dag": load_dag(), "airflow_db": airflow_db, "summary": summary}
+
+
+def load_dag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
     assert bag.import_errors == {}
-    return {"dag": bag.dags["lead_scoring"], "airflow_db": airflow_db, "summary": summary}
+    return bag.dags["lead_scoring"]
 
 
 def run(env: dict[str, Any], **conf: Any) -> dict[str, str]:
@@ -183,3 +188,105 @@ def test_failing_score_gate_fails_the_run_and_leaves_the_crm_untouched(
     assert crm_writes(sandbox) == (0, 0)
     held = sandbox.portal.get_contacts(["1", "2", "3"], ["dw_lead_score"])
     assert all(v["properties"]["dw_lead_score"] is None for v in held.values())
+
+
+def test_poisoned_extract_stops_the_run_before_dbt_and_the_crm(
+    dag_env: dict[str, Any], warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    # The day's export is mostly garbage: the loader quarantines every bad line (nothing is
+    # lost), and the raw gate refuses a run whose loads quarantined more than 5% of their rows.
+    events = Path(dag_env["summary"].events_dir)
+    files = sorted(events.rglob("*.jsonl"))
+    good_lines = sum(len(f.read_text().splitlines()) for f in files)
+    garbage = [f'{{"type": "page", "messageId": "junk-{i}", "timestamp": "not a time"'
+               for i in range(good_lines // 5)]  # fmt: skip
+    (files[-1].parent / "zz-poisoned.jsonl").write_text("\n".join(garbage) + "\n")
+
+    states = run(dag_env)
+    assert states.pop("__run__") == "failed"
+    assert states["check_raw"] == "failed"
+    dbt_states = {task: state for task, state in states.items() if task.startswith("dbt_build.")}
+    assert dbt_states
+    assert set(dbt_states.values()) == {"upstream_failed"}, dbt_states
+    assert states["check_scores"] == "upstream_failed"
+    assert states["sync_crm"] == "upstream_failed"
+    assert crm_writes(sandbox) == (0, 0)
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        gate = conn.execute(
+            "select passed, failures::text from lead_scoring_ops.quality_gate_runs"
+        ).fetchall()
+        quarantined = conn.execute(
+            "select count(*) from raw_analytics.quarantine where source_file like %s",
+            ("%zz-poisoned.jsonl",),
+        ).fetchone()
+    assert len(gate) == 1
+    assert gate[0][0] is False
+    assert "loads.quarantine_share" in gate[0][1]
+    assert quarantined == (len(garbage),)  # kept with their reason, not dropped
+
+
+def test_ruleset_change_that_flips_leads_to_hot_waits_for_approval(
+    dag_env: dict[str, Any],
+    warehouse: WarehouseConfig,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lead_scoring.runtime.dbt_tools import parse_project
+
+    states = run(dag_env)
+    assert states.pop("__run__") == "success"
+    before = scores(warehouse)
+    writes = crm_writes(sandbox)
+    hot_before = sum(band == "hot" for _, band in before.values()) / len(before)
+    assert hot_before < 0.5
+
+    # Revenue ops lower every hot threshold to 5 points: most leads become hot.
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "dbt_project",
+        project,
+        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"),
+    )
+    thresholds = project / "seeds" / "score_thresholds.csv"
+    lines = thresholds.read_text().splitlines()
+    header = lines[0].split(",")
+    hot = header.index("hot_threshold")
+    warm = header.index("warm_threshold")
+    changed = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        cells[warm], cells[hot] = "1", "5"
+        changed.append(",".join(cells))
+    thresholds.write_text("\n".join(changed) + "\n")
+    monkeypatch.setenv("LEAD_SCORING_DBT_PROJECT_DIR", str(project))
+    parse_project()
+    dag_env["dag"] = load_dag()
+    next_day = "2026-06-02"
+
+    states = run(dag_env, as_of=next_day)
+    assert states.pop("__run__") == "failed"
+    assert states["check_scores"] == "failed"
+    assert states["sync_crm"] == "upstream_failed"
+    assert crm_writes(sandbox) == writes  # the CRM still holds the old scores
+    flipped = scores(warehouse, date(2026, 6, 2))
+    assert sum(band == "hot" for _, band in flipped.values()) / len(flipped) > 0.5
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        verdict = conn.execute(
+            "select failures::text from lead_scoring_ops.quality_gate_runs "
+            "where checkpoint = 'score_gate' order by gate_run_id desc limit 1"
+        ).fetchone()
+    assert verdict is not None
+    assert "drift.hot_share" in verdict[0]
+    assert "drift.band_changes" in verdict[0]
+
+    # Approved, the same run goes through and the CRM gets the new bands.
+    states = run(dag_env, as_of=next_day, approve_score_drift=True)
+    assert states.pop("__run__") == "success"
+    assert set(states.values()) == {"success"}, states
+    prefixes = sorted({prefix for _, prefix in flipped})
+    leads = sorted({lead for lead, _ in flipped})
+    held = sandbox.portal.get_contacts(leads, [f"{p}_band" for p in prefixes])
+    assert {
+        (lead, p): v["properties"][f"{p}_band"] for lead, v in held.items() for p in prefixes
+    } == {key: band for key, (_, band) in flipped.items()}

@@ -59,16 +59,39 @@ def load(warehouse: WarehouseConfig, rows: list[tuple[object, ...]], as_of: date
                 select 'default', 'big', 50, 90, 75, 95
                 where (select count(*) from lead_scoring_rules.score_thresholds) = 1;
             create table if not exists lead_scoring_marts.fct_lead_scores (
-                lead_id text, scoring_model_id text, as_of_date date, total_score integer,
-                band text, is_mql boolean, ruleset_version text, segment text, is_sql boolean);
+                score_id text, lead_id text, scoring_model_id text, as_of_date date,
+                total_score integer, band text, is_mql boolean, ruleset_version text,
+                segment text, is_sql boolean);
+            create table if not exists lead_scoring_marts.fct_lead_score_ledger (
+                score_id text, as_of_date date, points numeric);
             """
         )
         with conn.cursor() as cursor:
+            scored = [(f"{row[0]}|{row[1]}|{as_of}", *row, as_of) for row in rows]
             cursor.executemany(
-                f"insert into lead_scoring_marts.fct_lead_scores ({', '.join(FIELDS)}, as_of_date) "
-                f"values ({', '.join(['%s'] * (len(FIELDS) + 1))})",
-                [(*row, as_of) for row in rows],
+                "insert into lead_scoring_marts.fct_lead_scores "
+                f"(score_id, {', '.join(FIELDS)}, as_of_date) "
+                f"values ({', '.join(['%s'] * (len(FIELDS) + 2))})",
+                scored,
             )
+            # Each score's ledger: the total in two lines (fit, then engagement).
+            cursor.executemany(
+                "insert into lead_scoring_marts.fct_lead_score_ledger values (%s, %s, %s)",
+                [
+                    (score[0], as_of, part)
+                    for score in scored
+                    if score[3] is not None
+                    for part in (score[3] // 2, score[3] - score[3] // 2)
+                ],
+            )
+
+
+def add_ledger_line(warehouse: WarehouseConfig, score_id: str, points: int) -> None:
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        conn.execute(
+            "insert into lead_scoring_marts.fct_lead_score_ledger values (%s, %s, %s)",
+            (score_id, AS_OF, points),
+        )
 
 
 def test_good_scores_pass_and_data_docs_are_built(
@@ -83,7 +106,7 @@ def test_good_scores_pass_and_data_docs_are_built(
     result = score_gate(warehouse, AS_OF, context_dir=context_dir)
     assert result.success
     assert not result.failures
-    assert result.evaluated == 10
+    assert result.evaluated == 15
     assert result.data_docs
     assert Path(result.data_docs.removeprefix("file://")).exists()
 
@@ -113,6 +136,10 @@ def replace(
         (replace(1, is_sql=True), "thresholds"),  # 45 is far below the SQL threshold
         (replace(3, band="hot"), "thresholds"),  # hot needs 90 in segment `big`
         (replace(3, segment="nowhere"), "thresholds"),  # falls back to `*`: 85 is hot there
+        (
+            lambda rows: [*rows, ("5", "enterprise", 10, "cold", False, "x", "other", False)],
+            "every_model_every_lead",
+        ),  # an enterprise row for one lead only
     ],
 )
 def test_each_expectation_fails_on_a_crafted_bad_batch(
@@ -129,11 +156,24 @@ def test_each_expectation_fails_on_a_crafted_bad_batch(
     )
 
 
+def test_a_score_its_ledger_does_not_add_up_to_fails(
+    warehouse: WarehouseConfig, context_dir: Path
+) -> None:
+    load(warehouse, GOOD)
+    add_ledger_line(warehouse, f"2|default|{AS_OF}", 5)
+    with pytest.raises(GateFailed) as failure:
+        score_gate(warehouse, AS_OF, context_dir=context_dir)
+    assert [f.split(":")[0] for f in failure.value.result.failures] == [
+        "scores.ledger_sums_to_total"
+    ]
+    assert "1 offending rows" in failure.value.result.failures[0]
+
+
 def test_no_scores_for_the_date_fails_the_gate(
     warehouse: WarehouseConfig, context_dir: Path
 ) -> None:
     load(warehouse, GOOD, as_of=date(2026, 5, 31))
-    with pytest.raises(GateFailed, match="no rows to validate"):
+    with pytest.raises(GateFailed, match=r"scores\.not_empty"):
         score_gate(warehouse, AS_OF, context_dir=context_dir)
 
 
@@ -141,3 +181,84 @@ def test_context_holds_the_placeholder_never_a_connection_string() -> None:
     config = (gx_context_dir() / "great_expectations.yml").read_text()
     assert "connection_string: ${WAREHOUSE_URL}" in config
     assert "postgresql" not in config
+
+
+def flipped_to_hot(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """What a wrong rule does: every lead hot and an MQL (and consistent with the thresholds,
+    so only the drift guard can stop it)."""
+    return [(r[0], r[1], 95, "hot", True, r[5], r[6], False) for r in rows]
+
+
+def drift_failures(result_failures: list[str]) -> list[str]:
+    return sorted(f.split(":")[0] for f in result_failures)
+
+
+def test_drift_beyond_the_bounds_is_blocked_until_approved(
+    warehouse: WarehouseConfig, context_dir: Path
+) -> None:
+    day1, day2, day3 = date(2026, 6, 1), date(2026, 6, 2), date(2026, 6, 3)
+    load(warehouse, GOOD, as_of=day1)
+    first = score_gate(warehouse, day1, context_dir=context_dir)
+    assert first.baseline_as_of is None  # nothing to drift from
+
+    load(warehouse, flipped_to_hot(GOOD), as_of=day2)
+    with pytest.raises(GateFailed) as blocked:
+        score_gate(warehouse, day2, run_id="run 2", context_dir=context_dir)
+    assert blocked.value.result.baseline_as_of == day1.isoformat()
+    assert drift_failures(blocked.value.result.failures) == [
+        "drift.band_changes",
+        "drift.hot_share",
+        "drift.mql_rate",
+    ]
+
+    # A person approves the run: it passes, the approval is kept, and day 2 is the new baseline.
+    approved = score_gate(
+        warehouse, day2, run_id="run 2 again", approve_drift=True, context_dir=context_dir
+    )
+    assert approved.success
+    assert approved.failures == []
+    assert drift_failures(approved.approved) == [
+        "drift.band_changes",
+        "drift.hot_share",
+        "drift.mql_rate",
+    ]
+    load(warehouse, flipped_to_hot(GOOD), as_of=day3)
+    assert score_gate(warehouse, day3, context_dir=context_dir).baseline_as_of == (day2.isoformat())
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        kept = conn.execute(
+            "select as_of_date, baseline_as_of_date, passed, approved "
+            "from lead_scoring_ops.quality_gate_runs order by gate_run_id"
+        ).fetchall()
+    assert kept == [
+        (day1, None, True, False),
+        (day2, day1, False, False),
+        (day2, day1, True, True),
+        (day3, day2, True, False),
+    ]
+
+
+def test_approval_does_not_let_other_failures_through(
+    warehouse: WarehouseConfig, context_dir: Path
+) -> None:
+    load(warehouse, GOOD, as_of=date(2026, 5, 31))
+    score_gate(warehouse, date(2026, 5, 31), context_dir=context_dir)
+    bad = [(*row[:5], None, *row[6:]) for row in flipped_to_hot(GOOD)]  # no ruleset version
+    load(warehouse, bad)
+    with pytest.raises(GateFailed) as blocked:
+        score_gate(warehouse, AS_OF, approve_drift=True, context_dir=context_dir)
+    assert drift_failures(blocked.value.result.failures) == ["scores.ruleset_version_not_null"]
+
+
+def test_small_moves_pass_and_bounds_are_configurable(
+    warehouse: WarehouseConfig, context_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(warehouse, GOOD, as_of=date(2026, 5, 31))
+    score_gate(warehouse, date(2026, 5, 31), context_dir=context_dir)
+    # One lead of four (25%) moves from cold to warm: beyond the default 20% band-change bound.
+    moved = replace(2, total_score=45, band="warm")(GOOD)
+    load(warehouse, moved)
+    with pytest.raises(GateFailed) as blocked:
+        score_gate(warehouse, AS_OF, context_dir=context_dir)
+    assert drift_failures(blocked.value.result.failures) == ["drift.band_changes"]
+    monkeypatch.setenv("LEAD_SCORING_QUALITY_MAX_BAND_CHANGE_SHARE", "0.3")
+    assert score_gate(warehouse, AS_OF, context_dir=context_dir).success
