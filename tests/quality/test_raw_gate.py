@@ -252,6 +252,16 @@ def test_stale_events_fail_freshness(warehouse: WarehouseConfig, context_dir: Pa
     assert result.success
 
 
+def test_email_goes_stale_after_three_weeks(warehouse: WarehouseConfig, context_dir: Path) -> None:
+    rows = good()
+    for event in rows["email_events"]:
+        event["at"] = NOW - timedelta(days=22)
+    land(warehouse, rows)
+    with pytest.raises(GateFailed) as failure:
+        raw_gate(warehouse, run_id=RUN, context_dir=context_dir)
+    assert [f.split(":")[0] for f in failure.value.result.failures] == ["freshness.email_events"]
+
+
 def test_the_gate_judges_only_its_own_run(warehouse: WarehouseConfig, context_dir: Path) -> None:
     land(warehouse, good())
     earlier = {

@@ -129,6 +129,9 @@ def replace(
         (lambda rows: [*rows, rows[0]], "expect_compound_columns_to_be_unique"),
         (replace(1, lead_id=None), "expect_column_values_to_not_be_null"),
         (replace(1, ruleset_version=None), "expect_column_values_to_not_be_null"),
+        (replace(1, scoring_model_id=None), "scores.scoring_model_id_not_null"),
+        (replace(2, total_score=None), "scores.total_score_not_null"),
+        (replace(2, band=None), "scores.band_not_null"),
         (replace(1, band="lukewarm"), "expect_column_values_to_be_in_set"),
         (replace(0, total_score=130), "clamp"),
         (replace(1, total_score=75), "thresholds"),  # 75 is hot, the row says warm
