@@ -20,6 +20,7 @@ and `events_format` (`segment` or `ga4`) override `LEAD_SCORING_EVENTS_PATH` /
 `LEAD_SCORING_EVENTS_FORMAT`; `dry_run` computes the CRM changes without writing them;
 `approve_score_drift` lets through scores that moved beyond the drift bounds (an intended
 ruleset change). The bounds are `LEAD_SCORING_QUALITY_*` environment variables (README).
+`approve_large_sync` lets the sync send more than `LEAD_SCORING_SYNC_MAX_CHANGES` changes.
 
 The dbt graph comes from `dbt_project/target/manifest.json`: run `make manifest` (or
 `lead-scoring dbt-parse`) after changing the dbt project.
@@ -105,6 +106,14 @@ def _as_of(context: dict[str, Any]) -> str:
                 "leads changing band) reach the CRM: for an intended ruleset change."
             ),
         ),
+        "approve_large_sync": Param(
+            False,
+            type="boolean",
+            description=(
+                "Let the sync send more changes than LEAD_SCORING_SYNC_MAX_CHANGES "
+                "(default 50,000); without it such a run fails and sends nothing."
+            ),
+        ),
     },
 )
 def lead_scoring() -> None:
@@ -182,6 +191,7 @@ def lead_scoring() -> None:
             run_id=context["run_id"],
             as_of=_as_of(context),
             dry_run=bool(context["params"].get("dry_run")),
+            approve_changes=bool(context["params"].get("approve_large_sync")),
         )
 
     extracts = [extract_contacts(), extract_email_events(), load_web_events()]

@@ -157,9 +157,17 @@ def check_scores(
     return summary(result)
 
 
-def sync_scores(*, run_id: str | None, as_of: str | None, dry_run: bool = False) -> dict[str, Any]:
-    """Send changed scores to the CRM."""
+def sync_scores(
+    *,
+    run_id: str | None,
+    as_of: str | None,
+    dry_run: bool = False,
+    approve_changes: bool = False,
+) -> dict[str, Any]:
+    """Send changed scores to the CRM (at most ``LEAD_SCORING_SYNC_MAX_CHANGES`` unless the
+    run approves more)."""
     from lead_scoring.crm.client import HubSpotClient
+    from lead_scoring.sync.hubspot import max_changes_from_env
     from lead_scoring.sync.hubspot import sync_scores as run_sync
 
     crm = crm_config(via_airflow=True)
@@ -170,6 +178,8 @@ def sync_scores(*, run_id: str | None, as_of: str | None, dry_run: bool = False)
             parse_as_of(as_of),
             dag_run_id=run_id,
             dry_run=dry_run,
+            max_changes=max_changes_from_env(),
+            approve_changes=approve_changes,
         )
     summary = asdict(result)
     summary["as_of"] = result.as_of.isoformat()

@@ -8,10 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from lead_scoring.config import WarehouseConfig
+from lead_scoring.config import ConfigError, WarehouseConfig
 from lead_scoring.crm import HubSpotClient
 from lead_scoring.sandbox import Sandbox
-from lead_scoring.sync.hubspot import sync_scores
+from lead_scoring.sync.hubspot import TooManyChanges, max_changes_from_env, sync_scores
 from tests.helpers import crm_writes, seed_contacts
 
 pytestmark = pytest.mark.integration
@@ -122,12 +122,84 @@ def test_contact_missing_in_crm_is_recorded_and_not_retried(
     assert runs[1][:3] == ("succeeded", 0, 0)
 
 
-def test_dry_run_writes_nothing(warehouse: WarehouseConfig, sandbox: Sandbox) -> None:
+def test_dry_run_writes_nothing_and_keeps_what_it_would_send(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
     seed_contacts(sandbox, 5)
     setup_scores(warehouse, {str(i): (80, "hot") for i in range(1, 6)})
     with HubSpotClient(sandbox.url, sandbox.token) as client:
         result = sync_scores(warehouse, client, AS_OF, dry_run=True)
+        assert crm_writes(sandbox) == (0, 0)
         real = sync_scores(warehouse, client, AS_OF)
+        setup_scores(warehouse, {**{str(i): (80, "hot") for i in range(1, 6)}, "2": (30, "cold")})
+        second = sync_scores(warehouse, client, AS_OF, dry_run=True)
     assert (result.changed, result.sent, result.accepted) == (5, 5, 0)
     assert real.accepted == 5  # the dry run left the ledger alone
     assert crm_writes(sandbox) == (1, 5)
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        kept = conn.execute(
+            "select sync_run_id::text, lead_id, payload, previous_payload "
+            "from lead_scoring_ops.crm_sync_dry_run_changes order by sync_run_id, lead_id"
+        ).fetchall()
+    first_rows = [r[1:] for r in kept if r[0] == result.sync_run_id]
+    assert first_rows == [
+        (str(i), {"dw_lead_score": "80", "dw_lead_band": "hot"}, None) for i in range(1, 6)
+    ]
+    assert [r[1:] for r in kept if r[0] == second.sync_run_id] == [
+        (
+            "2",
+            {"dw_lead_score": "30", "dw_lead_band": "cold"},
+            {"dw_lead_score": "80", "dw_lead_band": "hot"},
+        )
+    ]
+
+
+def test_more_changes_than_the_limit_send_nothing_unless_approved(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    seed_contacts(sandbox, 12)
+    setup_scores(warehouse, {str(i): (75, "hot") for i in range(1, 13)})
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        with pytest.raises(TooManyChanges, match="12 scores changed, more than the 10"):
+            sync_scores(warehouse, client, AS_OF, max_changes=10)
+        assert crm_writes(sandbox) == (0, 0)
+        assert sandbox.portal.get_contacts(["1"], ["dw_lead_score"])["1"]["properties"] == {
+            "dw_lead_score": None
+        }
+        # A dry run shows them without tripping the guard.
+        assert sync_scores(warehouse, client, AS_OF, max_changes=10, dry_run=True).changed == 12
+        approved = sync_scores(warehouse, client, AS_OF, max_changes=10, approve_changes=True)
+        assert approved.accepted == 12
+        # Under the limit (or with 0 = no limit) nothing needs approval.
+        setup_scores(warehouse, {str(i): (20, "cold") for i in range(1, 13)})
+        assert sync_scores(warehouse, client, AS_OF, max_changes=0).accepted == 12
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        runs = conn.execute(
+            "select status, changed, sent, error from lead_scoring_ops.crm_sync_runs "
+            "order by started_at"
+        ).fetchall()
+    assert runs[0][:3] == ("failed", 12, 0)
+    assert "TooManyChanges" in runs[0][3]
+    assert [r[:3] for r in runs[1:]] == [
+        ("succeeded", 12, 12),
+        ("succeeded", 12, 12),
+        ("succeeded", 12, 12),
+    ]
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 50_000), ("0", 0), ("250", 250)])
+def test_change_limit_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: int
+) -> None:
+    if value is None:
+        monkeypatch.delenv("LEAD_SCORING_SYNC_MAX_CHANGES", raising=False)
+    else:
+        monkeypatch.setenv("LEAD_SCORING_SYNC_MAX_CHANGES", value)
+    assert max_changes_from_env() == expected
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "1.5"])
+def test_bad_change_limit_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("LEAD_SCORING_SYNC_MAX_CHANGES", value)
+    with pytest.raises(ConfigError, match="LEAD_SCORING_SYNC_MAX_CHANGES"):
+        max_changes_from_env()

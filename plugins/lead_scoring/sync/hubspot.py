@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -64,7 +65,40 @@ create table if not exists {OPS}.crm_sync_runs (
     duration_seconds numeric(12, 3),
     error text
 );
+
+-- What a dry run would send: one row per lead and model, with what the CRM was last given.
+create table if not exists {OPS}.crm_sync_dry_run_changes (
+    sync_run_id uuid not null,
+    lead_id text not null,
+    scoring_model_id text not null,
+    payload jsonb not null,
+    previous_payload jsonb,
+    primary key (sync_run_id, lead_id, scoring_model_id)
+);
 """
+
+DEFAULT_MAX_CHANGES = 50_000
+
+
+class TooManyChanges(RuntimeError):
+    """More changes than a run may send without approval: a wrong rule or a broken mart can
+    flip thousands of CRM records at once. Nothing was sent."""
+
+
+def max_changes_from_env() -> int:
+    """``LEAD_SCORING_SYNC_MAX_CHANGES`` (default 50,000; 0 = no limit)."""
+    from lead_scoring.config import ConfigError
+
+    raw = os.environ.get("LEAD_SCORING_SYNC_MAX_CHANGES") or str(DEFAULT_MAX_CHANGES)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"LEAD_SCORING_SYNC_MAX_CHANGES must be a whole number, got {raw!r}"
+        ) from None
+    if value < 0:
+        raise ConfigError(f"LEAD_SCORING_SYNC_MAX_CHANGES must be 0 or more, got {value}")
+    return value
 
 
 def property_definitions(prefix: str) -> list[dict[str, Any]]:
@@ -113,6 +147,7 @@ class Change:
     scoring_model_id: str
     payload: dict[str, str]
     payload_hash: str
+    previous_payload: dict[str, str] | None = None
 
 
 @dataclass
@@ -156,7 +191,8 @@ def _changes(conn: psycopg.Connection[Any], as_of: date) -> Iterator[Change | No
             scores.band,
             models.crm_property_prefix,
             ledger.payload_hash,
-            ledger.status
+            ledger.status,
+            ledger.payload
         from {MARTS}.fct_lead_scores as scores
         inner join {RULES}.scoring_models as models
             on scores.scoring_model_id = models.scoring_model_id
@@ -168,13 +204,13 @@ def _changes(conn: psycopg.Connection[Any], as_of: date) -> Iterator[Change | No
     with conn.cursor(name="sync_scores") as cursor:
         cursor.itersize = 5000
         cursor.execute(query, (as_of,))
-        for lead_id, model_id, score, band, prefix, last_hash, last_status in cursor:
+        for lead_id, model_id, score, band, prefix, last_hash, last_status, last in cursor:
             payload = {f"{prefix}_score": str(score), f"{prefix}_band": str(band)}
             digest = payload_hash(payload)
             if last_status == "not_found" or digest == last_hash:
                 yield None
             else:
-                yield Change(str(lead_id), str(model_id), payload, digest)
+                yield Change(str(lead_id), str(model_id), payload, digest, last)
 
 
 def _record(
@@ -216,8 +252,14 @@ def sync_scores(
     *,
     dag_run_id: str | None = None,
     dry_run: bool = False,
+    max_changes: int = DEFAULT_MAX_CHANGES,
+    approve_changes: bool = False,
 ) -> SyncResult:
-    """Send the as-of date's changed scores to the CRM, in batches of at most 100 contacts."""
+    """Send the as-of date's changed scores to the CRM, in batches of at most 100 contacts.
+
+    The changes are counted before anything is sent: above ``max_changes`` (0 = no limit) the
+    run raises ``TooManyChanges`` and sends nothing, unless ``approve_changes``. A dry run
+    writes what it would send to ``crm_sync_dry_run_changes`` (with what the CRM holds now)."""
     result = SyncResult(sync_run_id=str(uuid.uuid4()), as_of=as_of, dry_run=dry_run)
     started = time.monotonic()
     baseline = (client.stats.requests, client.stats.retries, client.stats.statuses[429])
@@ -245,14 +287,31 @@ def sync_scores(
                         f"select crm_property_prefix from {RULES}.scoring_models"
                     )
                 ]
+                changes: list[Change] = []
+                for change in _changes(reader, as_of):
+                    result.scores_considered += 1
+                    if change is not None:
+                        changes.append(change)
+                result.changed = len(changes)
+                if dry_run:
+                    _keep_dry_run(writer, changes, result.sync_run_id)
+                elif max_changes and len(changes) > max_changes:
+                    if not approve_changes:
+                        raise TooManyChanges(
+                            f"{len(changes):,} scores changed, more than the "
+                            f"{max_changes:,} a run may send without approval "
+                            "(LEAD_SCORING_SYNC_MAX_CHANGES); nothing was sent. Check the "
+                            "ruleset and the scores, then re-run with approve_large_sync"
+                        )
+                    log.warning(
+                        "%d changes, above the limit of %d: approved for this run",
+                        len(changes),
+                        max_changes,
+                    )
                 if not dry_run:
                     ensure_properties(client, prefixes)
                 pending: dict[str, list[Change]] = {}
-                for change in _changes(reader, as_of):
-                    result.scores_considered += 1
-                    if change is None:
-                        continue
-                    result.changed += 1
+                for change in changes:
                     # A contact's changes (one per scoring model) go in one input of one batch.
                     if change.lead_id not in pending and len(pending) == BATCH_MAX:
                         _send(writer, client, pending, result)
@@ -268,6 +327,32 @@ def sync_scores(
         _record_run(control, result, None)
     log.info("%s", result.summary())
     return result
+
+
+def _keep_dry_run(conn: psycopg.Connection[Any], changes: list[Change], sync_run_id: str) -> None:
+    """What the dry run would send, into ``crm_sync_dry_run_changes`` (COPY), and a sample in
+    the log."""
+    with (
+        conn.transaction(),
+        conn.cursor() as cursor,
+        cursor.copy(
+            f"copy {OPS}.crm_sync_dry_run_changes "
+            "(sync_run_id, lead_id, scoring_model_id, payload, previous_payload) from stdin"
+        ) as copy,
+    ):
+        for c in changes:
+            previous = json.dumps(c.previous_payload) if c.previous_payload else None
+            copy.write_row(
+                (sync_run_id, c.lead_id, c.scoring_model_id, json.dumps(c.payload), previous)
+            )
+    for c in changes[:5]:
+        log.info("dry run: lead %s: %s -> %s", c.lead_id, c.previous_payload, c.payload)
+    log.info(
+        "dry run: %d changes kept in %s.crm_sync_dry_run_changes (sync_run_id %s)",
+        len(changes),
+        OPS,
+        sync_run_id,
+    )
 
 
 def _send(
