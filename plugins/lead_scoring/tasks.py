@@ -167,7 +167,7 @@ def sync_scores(
     """Send changed scores to the CRM (at most ``LEAD_SCORING_SYNC_MAX_CHANGES`` unless the
     run approves more)."""
     from lead_scoring.crm.client import HubSpotClient
-    from lead_scoring.sync.hubspot import max_changes_from_env
+    from lead_scoring.sync.hubspot import max_attempts_from_env, max_changes_from_env
     from lead_scoring.sync.hubspot import sync_scores as run_sync
 
     crm = crm_config(via_airflow=True)
@@ -180,6 +180,7 @@ def sync_scores(
             dry_run=dry_run,
             max_changes=max_changes_from_env(),
             approve_changes=approve_changes,
+            max_attempts=max_attempts_from_env(),
         )
     summary = asdict(result)
     summary["as_of"] = result.as_of.isoformat()

@@ -11,7 +11,12 @@ import pytest
 from lead_scoring.config import ConfigError, WarehouseConfig
 from lead_scoring.crm import HubSpotClient
 from lead_scoring.sandbox import Sandbox
-from lead_scoring.sync.hubspot import TooManyChanges, max_changes_from_env, sync_scores
+from lead_scoring.sync.hubspot import (
+    TooManyChanges,
+    max_attempts_from_env,
+    max_changes_from_env,
+    sync_scores,
+)
 from tests.helpers import crm_writes, seed_contacts
 
 pytestmark = pytest.mark.integration
@@ -203,3 +208,93 @@ def test_bad_change_limit_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, valu
     monkeypatch.setenv("LEAD_SCORING_SYNC_MAX_CHANGES", value)
     with pytest.raises(ConfigError, match="LEAD_SCORING_SYNC_MAX_CHANGES"):
         max_changes_from_env()
+
+
+def ledger_row(warehouse: WarehouseConfig, lead_id: str) -> tuple[Any, ...] | None:
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        return conn.execute(
+            "select status, attempts, last_error, payload from lead_scoring_ops.crm_sync_ledger "
+            "where lead_id = %s",
+            (lead_id,),
+        ).fetchone()
+
+
+def test_a_record_the_crm_refuses_is_isolated_retried_then_given_up(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    seed_contacts(sandbox, 10)
+    scores = {str(i): (50, "warm") for i in range(1, 11)}
+    scores["4"] = (50, "lukewarm")  # not an option of the band property: HubSpot answers 400
+    setup_scores(warehouse, scores)
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        first = sync_scores(warehouse, client, AS_OF, max_attempts=3)
+        # The batch was split until lead 4 stood alone: the other nine are in the CRM.
+        assert (first.changed, first.accepted, first.failed, first.gave_up) == (10, 9, 1, 0)
+        assert first.split_batches == 4
+        assert "not a valid option" in first.failures["4"]
+        held = crm_values(sandbox, [str(i) for i in range(1, 11)])
+        assert {k for k, v in held.items() if v["dw_lead_band"] == "warm"} == set(scores) - {"4"}
+        assert held["4"]["dw_lead_band"] is None
+        status, attempts, error, payload = ledger_row(warehouse, "4") or (None,) * 4
+        assert (status, attempts, payload) == ("failing", 1, None)
+        assert "not a valid option" in error
+
+        second = sync_scores(warehouse, client, AS_OF, max_attempts=3)
+        assert (second.changed, second.sent, second.failed) == (1, 1, 1)
+        assert ledger_row(warehouse, "4")[:2] == ("failing", 2)  # type: ignore[index]
+        third = sync_scores(warehouse, client, AS_OF, max_attempts=3)
+        assert third.gave_up == 1
+        assert ledger_row(warehouse, "4")[:2] == ("gave_up", 3)  # type: ignore[index]
+
+        # Given up: not sent again while its payload stays the same.
+        before = crm_writes(sandbox)
+        fourth = sync_scores(warehouse, client, AS_OF, max_attempts=3)
+        assert (fourth.changed, fourth.sent) == (0, 0)
+        assert crm_writes(sandbox) == before
+
+        # A new payload is tried again, and once accepted the failure is forgotten.
+        setup_scores(warehouse, {**scores, "4": (50, "warm")})
+        fifth = sync_scores(warehouse, client, AS_OF, max_attempts=3)
+        assert (fifth.changed, fifth.accepted) == (1, 1)
+    assert ledger_row(warehouse, "4") == (
+        "accepted",
+        0,
+        None,
+        {"dw_lead_score": "50", "dw_lead_band": "warm"},
+    )
+
+
+def test_an_older_ledger_gains_the_failure_columns(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        conn.execute(
+            """
+            create schema lead_scoring_ops;
+            create table lead_scoring_ops.crm_sync_ledger (
+                lead_id text not null, scoring_model_id text not null,
+                payload jsonb not null, payload_hash text not null,
+                status text not null check (status in ('accepted', 'not_found')),
+                synced_at timestamptz not null, sync_run_id uuid not null,
+                primary key (lead_id, scoring_model_id));
+            insert into lead_scoring_ops.crm_sync_ledger values
+                ('1', 'default', '{}', 'old', 'accepted', now(), gen_random_uuid());
+            """
+        )
+    seed_contacts(sandbox, 2)
+    setup_scores(warehouse, {"1": (50, "warm"), "2": (50, "nope")})
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        result = sync_scores(warehouse, client, AS_OF)
+    assert (result.accepted, result.failed) == (1, 1)
+    assert ledger_row(warehouse, "2")[:2] == ("failing", 1)  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 5), ("1", 1), ("12", 12)])
+def test_attempt_limit_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: int
+) -> None:
+    if value is None:
+        monkeypatch.delenv("LEAD_SCORING_SYNC_MAX_ATTEMPTS", raising=False)
+    else:
+        monkeypatch.setenv("LEAD_SCORING_SYNC_MAX_ATTEMPTS", value)
+    assert max_attempts_from_env() == expected

@@ -7,8 +7,14 @@ a crash loses at most the one batch in flight (re-sent once on the next run, har
 the write is idempotent) and never re-sends what was already accepted.
 
 Per-record failures in a 207 answer are handled one by one: a contact HubSpot no longer has
-(deleted or merged, ``OBJECT_NOT_FOUND``) is recorded as ``not_found`` and not retried forever;
-any other failed record is left out of the ledger so the next run tries it again.
+(deleted or merged, ``OBJECT_NOT_FOUND``) is recorded as ``not_found`` and not retried forever.
+A batch HubSpot refuses whole (400, a bad value in one record) is split until the bad records
+stand alone. A refused record is ``failing`` in the ledger (attempts, last error) and tried again
+by the next runs; after ``max_attempts`` refusals in a row of the same payload it is ``gave_up``
+until its payload changes. What the CRM accepted before is kept beside the failure.
+
+Before anything is sent the changes are counted: a run above ``max_changes`` fails with nothing
+sent unless approved; a dry run keeps what it would send in ``crm_sync_dry_run_changes``.
 """
 
 from __future__ import annotations
@@ -27,22 +33,29 @@ from typing import Any
 import psycopg
 
 from lead_scoring.config import WarehouseConfig
-from lead_scoring.crm.client import BATCH_MAX, HubSpotClient
+from lead_scoring.crm.client import BATCH_MAX, HubSpotClient, HubSpotError
 from lead_scoring.warehouse import MARTS, OPS, RULES, connect, ensure_landing_zone
 
 log = logging.getLogger(__name__)
 BANDS = ("cold", "warm", "hot")
 
 SYNC_DDL = f"""
+-- Per lead and model: the payload the CRM last accepted (null if it never accepted one), and
+-- for a payload the CRM keeps refusing, how often in a row, its hash and the last error.
 create table if not exists {OPS}.crm_sync_ledger (
     lead_id text not null,
     scoring_model_id text not null,
-    payload jsonb not null,
-    payload_hash text not null,
-    status text not null check (status in ('accepted', 'not_found')),
+    payload jsonb,
+    payload_hash text,
+    status text not null,
     synced_at timestamptz not null,
     sync_run_id uuid not null,
-    primary key (lead_id, scoring_model_id)
+    attempts integer not null default 0,
+    failed_payload_hash text,
+    last_error text,
+    primary key (lead_id, scoring_model_id),
+    constraint crm_sync_ledger_status_check
+        check (status in ('accepted', 'not_found', 'failing', 'gave_up'))
 );
 
 create table if not exists {OPS}.crm_sync_runs (
@@ -77,7 +90,20 @@ create table if not exists {OPS}.crm_sync_dry_run_changes (
 );
 """
 
+# A ledger created before records could fail gains the columns (once).
+LEDGER_MIGRATION = f"""
+alter table {OPS}.crm_sync_ledger add column if not exists attempts integer not null default 0;
+alter table {OPS}.crm_sync_ledger add column if not exists failed_payload_hash text;
+alter table {OPS}.crm_sync_ledger add column if not exists last_error text;
+alter table {OPS}.crm_sync_ledger alter column payload drop not null;
+alter table {OPS}.crm_sync_ledger alter column payload_hash drop not null;
+alter table {OPS}.crm_sync_ledger drop constraint if exists crm_sync_ledger_status_check;
+alter table {OPS}.crm_sync_ledger add constraint crm_sync_ledger_status_check
+    check (status in ('accepted', 'not_found', 'failing', 'gave_up'));
+"""
+
 DEFAULT_MAX_CHANGES = 50_000
+DEFAULT_MAX_ATTEMPTS = 5
 
 
 class TooManyChanges(RuntimeError):
@@ -85,20 +111,28 @@ class TooManyChanges(RuntimeError):
     flip thousands of CRM records at once. Nothing was sent."""
 
 
-def max_changes_from_env() -> int:
-    """``LEAD_SCORING_SYNC_MAX_CHANGES`` (default 50,000; 0 = no limit)."""
+def _env_int(name: str, default: int, minimum: int) -> int:
     from lead_scoring.config import ConfigError
 
-    raw = os.environ.get("LEAD_SCORING_SYNC_MAX_CHANGES") or str(DEFAULT_MAX_CHANGES)
+    raw = os.environ.get(name) or str(default)
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(
-            f"LEAD_SCORING_SYNC_MAX_CHANGES must be a whole number, got {raw!r}"
-        ) from None
-    if value < 0:
-        raise ConfigError(f"LEAD_SCORING_SYNC_MAX_CHANGES must be 0 or more, got {value}")
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be {minimum} or more, got {value}")
     return value
+
+
+def max_changes_from_env() -> int:
+    """``LEAD_SCORING_SYNC_MAX_CHANGES`` (default 50,000; 0 = no limit)."""
+    return _env_int("LEAD_SCORING_SYNC_MAX_CHANGES", DEFAULT_MAX_CHANGES, 0)
+
+
+def max_attempts_from_env() -> int:
+    """``LEAD_SCORING_SYNC_MAX_ATTEMPTS`` (default 5): runs in a row the CRM may refuse the same
+    payload of a contact before the sync gives up on it (until the payload changes)."""
+    return _env_int("LEAD_SCORING_SYNC_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1)
 
 
 def property_definitions(prefix: str) -> list[dict[str, Any]]:
@@ -166,13 +200,17 @@ class SyncResult:
     rate_limited: int = 0
     seconds: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)
+    gave_up: int = 0
+    split_batches: int = 0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
     def summary(self) -> str:
         mode = "dry run: would send" if self.dry_run else "sent"
         return (
             f"CRM sync for {self.as_of}: {self.scores_considered} scores, {self.changed} changed, "
             f"{mode} {self.sent} ({self.accepted} accepted, {self.not_found} not found, "
-            f"{self.failed} failed) in {self.requests} requests ({self.retries} retries, "
+            f"{self.failed} failed, {self.gave_up} given up) in {self.requests} requests "
+            f"({self.retries} retries, {self.split_batches} refused batches split, "
             f"{self.rate_limited} rate-limited) in {self.seconds:.1f}s"
         )
 
@@ -192,7 +230,8 @@ def _changes(conn: psycopg.Connection[Any], as_of: date) -> Iterator[Change | No
             models.crm_property_prefix,
             ledger.payload_hash,
             ledger.status,
-            ledger.payload
+            ledger.payload,
+            ledger.failed_payload_hash
         from {MARTS}.fct_lead_scores as scores
         inner join {RULES}.scoring_models as models
             on scores.scoring_model_id = models.scoring_model_id
@@ -204,10 +243,15 @@ def _changes(conn: psycopg.Connection[Any], as_of: date) -> Iterator[Change | No
     with conn.cursor(name="sync_scores") as cursor:
         cursor.itersize = 5000
         cursor.execute(query, (as_of,))
-        for lead_id, model_id, score, band, prefix, last_hash, last_status, last in cursor:
+        for row in cursor:
+            lead_id, model_id, score, band, prefix, last_hash, last_status, last, refused = row
             payload = {f"{prefix}_score": str(score), f"{prefix}_band": str(band)}
             digest = payload_hash(payload)
-            if last_status == "not_found" or digest == last_hash:
+            if (
+                last_status == "not_found"
+                or digest == last_hash
+                or (last_status == "gave_up" and digest == refused)
+            ):
                 yield None
             else:
                 yield Change(str(lead_id), str(model_id), payload, digest, last)
@@ -229,7 +273,10 @@ def _record(
                 payload_hash = excluded.payload_hash,
                 status = excluded.status,
                 synced_at = excluded.synced_at,
-                sync_run_id = excluded.sync_run_id
+                sync_run_id = excluded.sync_run_id,
+                attempts = 0,
+                failed_payload_hash = null,
+                last_error = null
             """,
             [
                 (
@@ -254,13 +301,16 @@ def sync_scores(
     dry_run: bool = False,
     max_changes: int = DEFAULT_MAX_CHANGES,
     approve_changes: bool = False,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> SyncResult:
     """Send the as-of date's changed scores to the CRM, in batches of at most 100 contacts.
 
     The changes are counted before anything is sent: above ``max_changes`` (0 = no limit) the
     run raises ``TooManyChanges`` and sends nothing, unless ``approve_changes``. A dry run
     writes what it would send to ``crm_sync_dry_run_changes`` (with what the CRM holds now)."""
-    result = SyncResult(sync_run_id=str(uuid.uuid4()), as_of=as_of, dry_run=dry_run)
+    result = SyncResult(
+        sync_run_id=str(uuid.uuid4()), as_of=as_of, dry_run=dry_run, max_attempts=max_attempts
+    )
     started = time.monotonic()
     baseline = (client.stats.requests, client.stats.retries, client.stats.statuses[429])
 
@@ -273,6 +323,12 @@ def sync_scores(
     with connect(warehouse, autocommit=True) as control:
         ensure_landing_zone(control)
         control.execute(SYNC_DDL)
+        if not control.execute(
+            "select 1 from information_schema.columns where table_schema = %s "
+            "and table_name = 'crm_sync_ledger' and column_name = 'attempts'",
+            (OPS,),
+        ).fetchone():
+            control.execute(LEDGER_MIGRATION)
         control.execute(
             f"insert into {OPS}.crm_sync_runs "
             "(sync_run_id, dag_run_id, as_of_date, dry_run, status) "
@@ -329,6 +385,81 @@ def sync_scores(
     return result
 
 
+def _record_refused(
+    conn: psycopg.Connection[Any],
+    refused: list[tuple[Change, str]],
+    sync_run_id: str,
+    max_attempts: int,
+) -> list[tuple[Change, int]]:
+    """Count a refusal of each change's payload (in a row, for the same payload); at
+    ``max_attempts`` the lead and model are given up on until their payload changes. What the
+    CRM accepted before is kept. Returns the changes given up on now, with their attempts."""
+    gave_up: list[tuple[Change, int]] = []
+    for change, error in refused:
+        row = conn.execute(
+            f"""
+            insert into {OPS}.crm_sync_ledger as ledger (
+                lead_id, scoring_model_id, status, synced_at, sync_run_id,
+                attempts, failed_payload_hash, last_error
+            )
+            values (%(lead)s, %(model)s, %(status)s, now(), %(run)s, 1, %(hash)s, %(error)s)
+            on conflict (lead_id, scoring_model_id) do update set
+                attempts = case when ledger.failed_payload_hash = excluded.failed_payload_hash
+                    then ledger.attempts + 1 else 1 end,
+                status = case when (case when ledger.failed_payload_hash
+                    = excluded.failed_payload_hash then ledger.attempts + 1 else 1 end)
+                    >= %(max)s then 'gave_up' else 'failing' end,
+                failed_payload_hash = excluded.failed_payload_hash,
+                last_error = excluded.last_error,
+                synced_at = excluded.synced_at,
+                sync_run_id = excluded.sync_run_id
+            returning status, attempts
+            """,
+            {
+                "lead": change.lead_id,
+                "model": change.scoring_model_id,
+                "status": "gave_up" if max_attempts <= 1 else "failing",
+                "run": sync_run_id,
+                "hash": change.payload_hash,
+                "error": error[:2000],
+                "max": max_attempts,
+            },
+        ).fetchone()
+        if row and row[0] == "gave_up":
+            gave_up.append((change, int(row[1])))
+    return gave_up
+
+
+def _update_isolating(
+    client: HubSpotClient, inputs: list[dict[str, Any]], result: SyncResult
+) -> dict[str, tuple[str, str]]:
+    """Batch-update ``inputs``; returns the refused ids with (category, message).
+
+    HubSpot refuses a whole batch (400) when one record carries a bad value. The batch is then
+    split in halves until the bad records stand alone, so one bad record cannot hold back the
+    other 99 (each split costs one request more)."""
+    try:
+        answer = client.batch_update_contacts(inputs)
+    except HubSpotError as exc:
+        if exc.status != 400:
+            raise
+        if len(inputs) == 1:
+            return {str(inputs[0]["id"]): (exc.category or "VALIDATION_ERROR", str(exc))}
+        result.split_batches += 1
+        middle = len(inputs) // 2
+        return {
+            **_update_isolating(client, inputs[:middle], result),
+            **_update_isolating(client, inputs[middle:], result),
+        }
+    refused: dict[str, tuple[str, str]] = {}
+    for error in answer.errors:
+        category = str(error.get("category", "ERROR"))
+        message = str(error.get("message", category))
+        for record_id in (error.get("context") or {}).get("ids", []):
+            refused[str(record_id)] = (category, message)
+    return refused
+
+
 def _keep_dry_run(conn: psycopg.Connection[Any], changes: list[Change], sync_run_id: str) -> None:
     """What the dry run would send, into ``crm_sync_dry_run_changes`` (COPY), and a sample in
     the log."""
@@ -369,27 +500,42 @@ def _send(
     result.sent += len(inputs)
     if result.dry_run:
         return
-    outcome = client.batch_update_contacts(inputs)
-    failed = outcome.failed_ids()
+    failed = _update_isolating(client, inputs, result)
     accepted = [c for lead_id, changes in pending.items() if lead_id not in failed for c in changes]
     missing = [
         c
         for lead_id, changes in pending.items()
-        if failed.get(lead_id) == "OBJECT_NOT_FOUND"
+        if failed.get(lead_id, ("",))[0] == "OBJECT_NOT_FOUND"
         for c in changes
+    ]
+    refused = [
+        (c, f"{category}: {message}")
+        for lead_id, (category, message) in failed.items()
+        if category != "OBJECT_NOT_FOUND"
+        for c in pending.get(lead_id, [])
     ]
     with conn.transaction():
         _record(conn, accepted, "accepted", result.sync_run_id)
         _record(conn, missing, "not_found", result.sync_run_id)
+        gave_up = _record_refused(conn, refused, result.sync_run_id, result.max_attempts)
     result.accepted += len(inputs) - len(failed)
-    for lead_id, category in failed.items():
+    for lead_id, (category, message) in failed.items():
         if category == "OBJECT_NOT_FOUND":
             result.not_found += 1
             log.warning("CRM has no contact %s (deleted or merged); recorded, not retried", lead_id)
         else:
             result.failed += 1
-            result.failures[lead_id] = category
-            log.warning("CRM refused contact %s (%s); will retry next run", lead_id, category)
+            result.failures[lead_id] = f"{category}: {message}"
+            log.warning("CRM refused contact %s (%s: %s)", lead_id, category, message)
+    for change, attempts in gave_up:
+        result.gave_up += 1
+        log.error(
+            "gave up on lead %s, model %s after %d refusals in a row (last error in "
+            "crm_sync_ledger.last_error); it is sent again when its score changes",
+            change.lead_id,
+            change.scoring_model_id,
+            attempts,
+        )
 
 
 def _record_run(
