@@ -12,6 +12,7 @@ from lead_scoring.config import ConfigError, WarehouseConfig
 from lead_scoring.crm import HubSpotClient
 from lead_scoring.sandbox import Sandbox
 from lead_scoring.sync.hubspot import (
+    PROPERTIES,
     TooManyChanges,
     max_attempts_from_env,
     max_changes_from_env,
@@ -33,7 +34,10 @@ def setup_scores(warehouse: WarehouseConfig, scores: dict[str, tuple[int, str]])
                 scoring_model_id text, crm_property_prefix text);
             create table if not exists lead_scoring_marts.fct_lead_scores (
                 lead_id text, scoring_model_id text, as_of_date date,
-                total_score integer, band text);
+                total_score integer, band text, fit_grade text default 'B',
+                is_mql boolean default false, mql_date date, is_sql boolean default false,
+                sql_date date, top_reasons text default 'Pricing page (+10)',
+                ruleset_version text default 'v1', scored_at timestamptz default now());
             truncate lead_scoring_rules.scoring_models, lead_scoring_marts.fct_lead_scores;
             insert into lead_scoring_rules.scoring_models values ('default', 'dw_lead');
             """
@@ -48,6 +52,10 @@ def setup_scores(warehouse: WarehouseConfig, scores: dict[str, tuple[int, str]])
 def crm_values(sandbox: Sandbox, ids: list[str]) -> dict[str, dict[str, Any]]:
     records = sandbox.portal.get_contacts(ids, ["dw_lead_score", "dw_lead_band"])
     return {k: v["properties"] for k, v in records.items()}
+
+
+def core(payload: dict[str, str]) -> tuple[str, str]:
+    return payload["dw_lead_score"], payload["dw_lead_band"]
 
 
 def band(score: int) -> str:
@@ -146,16 +154,10 @@ def test_dry_run_writes_nothing_and_keeps_what_it_would_send(
             "select sync_run_id::text, lead_id, payload, previous_payload "
             "from lead_scoring_ops.crm_sync_dry_run_changes order by sync_run_id, lead_id"
         ).fetchall()
-    first_rows = [r[1:] for r in kept if r[0] == result.sync_run_id]
-    assert first_rows == [
-        (str(i), {"dw_lead_score": "80", "dw_lead_band": "hot"}, None) for i in range(1, 6)
-    ]
-    assert [r[1:] for r in kept if r[0] == second.sync_run_id] == [
-        (
-            "2",
-            {"dw_lead_score": "30", "dw_lead_band": "cold"},
-            {"dw_lead_score": "80", "dw_lead_band": "hot"},
-        )
+    first_rows = [(r[1], core(r[2]), r[3]) for r in kept if r[0] == result.sync_run_id]
+    assert first_rows == [(str(i), ("80", "hot"), None) for i in range(1, 6)]
+    assert [(r[1], core(r[2]), core(r[3])) for r in kept if r[0] == second.sync_run_id] == [
+        ("2", ("30", "cold"), ("80", "hot"))
     ]
 
 
@@ -256,12 +258,9 @@ def test_a_record_the_crm_refuses_is_isolated_retried_then_given_up(
         setup_scores(warehouse, {**scores, "4": (50, "warm")})
         fifth = sync_scores(warehouse, client, AS_OF, max_attempts=3)
         assert (fifth.changed, fifth.accepted) == (1, 1)
-    assert ledger_row(warehouse, "4") == (
-        "accepted",
-        0,
-        None,
-        {"dw_lead_score": "50", "dw_lead_band": "warm"},
-    )
+    row = ledger_row(warehouse, "4")
+    assert row is not None
+    assert (row[0], row[1], row[2], core(row[3])) == ("accepted", 0, None, ("50", "warm"))
 
 
 def test_an_older_ledger_gains_the_failure_columns(
@@ -298,3 +297,44 @@ def test_attempt_limit_from_the_environment(
     else:
         monkeypatch.setenv("LEAD_SCORING_SYNC_MAX_ATTEMPTS", value)
     assert max_attempts_from_env() == expected
+
+
+def test_every_property_of_a_score_reaches_the_crm_and_scoring_time_alone_is_no_change(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    seed_contacts(sandbox, 2)
+    setup_scores(warehouse, {"1": (85, "hot"), "2": (10, "cold")})
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        conn.execute(
+            "update lead_scoring_marts.fct_lead_scores set fit_grade = 'A', is_mql = true, "
+            "mql_date = '2026-05-20', is_sql = true, sql_date = '2026-05-28', "
+            "top_reasons = 'Demo request (+35); Pricing page (+20)', ruleset_version = 'abc123', "
+            "scored_at = '2026-06-01 02:03:04.5+00' where lead_id = '1'"
+        )
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        sync_scores(warehouse, client, AS_OF)
+        names = [f"dw_lead_{suffix}" for suffix in PROPERTIES]
+        held = sandbox.portal.get_contacts(["1", "2"], names)
+        assert held["1"]["properties"] == {
+            "dw_lead_score": "85",
+            "dw_lead_band": "hot",
+            "dw_lead_fit_grade": "A",
+            "dw_lead_mql": "true",
+            "dw_lead_mql_date": "2026-05-20",
+            "dw_lead_sql": "true",
+            "dw_lead_sql_date": "2026-05-28",
+            "dw_lead_top_reasons": "Demo request (+35); Pricing page (+20)",
+            "dw_lead_ruleset_version": "abc123",
+            "dw_lead_scored_at": "2026-06-01T02:03:04.500Z",
+        }
+        assert held["2"]["properties"]["dw_lead_mql"] == "false"
+        assert held["2"]["properties"]["dw_lead_mql_date"] is None
+        for name in names:
+            assert sandbox.portal.get_property(name) is not None, name
+        # Re-scored later with the same values: nothing to write.
+        with psycopg.connect(warehouse.conninfo()) as conn:
+            conn.execute("update lead_scoring_marts.fct_lead_scores set scored_at = now()")
+        before = crm_writes(sandbox)
+        again = sync_scores(warehouse, client, AS_OF)
+    assert (again.changed, again.sent) == (0, 0)
+    assert crm_writes(sandbox) == before

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -135,30 +135,76 @@ def max_attempts_from_env() -> int:
     return _env_int("LEAD_SCORING_SYNC_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1)
 
 
+GRADES = ("A", "B", "C", "D")
+GROUP = "contactinformation"
+NOTE = "Written by the lead-scoring warehouse job; do not edit by hand."
+
+# One set per scoring model, each name prefixed with the model's ``crm_property_prefix``
+# (scoring_models.csv): suffix -> (label, type, fieldType, options).
+PROPERTIES: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "score": ("Lead score", "number", "number", ()),
+    "band": ("Lead band", "enumeration", "select", BANDS),
+    "fit_grade": ("Fit grade", "enumeration", "select", GRADES),
+    "mql": ("Marketing qualified", "bool", "booleancheckbox", ("true", "false")),
+    "mql_date": ("Marketing qualified on", "date", "date", ()),
+    "sql": ("Sales qualified", "bool", "booleancheckbox", ("true", "false")),
+    "sql_date": ("Sales qualified on", "date", "date", ()),
+    "top_reasons": ("Score reasons", "string", "textarea", ()),
+    "ruleset_version": ("Scoring ruleset version", "string", "text", ()),
+    "scored_at": ("Scored at", "datetime", "date", ()),
+}
+# Not part of the change test: a new scoring time alone is not a change worth a CRM write.
+UNHASHED = ("scored_at",)
+
+
 def property_definitions(prefix: str) -> list[dict[str, Any]]:
     """The custom contact properties one scoring model writes to."""
-    return [
-        {
-            "name": f"{prefix}_score",
-            "label": f"Lead score ({prefix})",
-            "type": "number",
-            "fieldType": "number",
-            "groupName": "contactinformation",
-            "description": "Written by the lead-scoring warehouse job; do not edit by hand.",
-        },
-        {
-            "name": f"{prefix}_band",
-            "label": f"Lead band ({prefix})",
-            "type": "enumeration",
-            "fieldType": "select",
-            "groupName": "contactinformation",
-            "description": "cold / warm / hot, written by the lead-scoring warehouse job.",
-            "options": [
-                {"label": band.title(), "value": band, "displayOrder": i, "hidden": False}
-                for i, band in enumerate(BANDS)
-            ],
-        },
-    ]
+    definitions = []
+    for suffix, (label, type_, field_type, options) in PROPERTIES.items():
+        definition: dict[str, Any] = {
+            "name": f"{prefix}_{suffix}",
+            "label": f"{label} ({prefix})",
+            "type": type_,
+            "fieldType": field_type,
+            "groupName": GROUP,
+            "description": NOTE,
+        }
+        if options:
+            definition["options"] = [
+                {"label": o.title(), "value": o, "displayOrder": i, "hidden": False}
+                for i, o in enumerate(options)
+            ]
+        definitions.append(definition)
+    return definitions
+
+
+def crm_payload(prefix: str, score: dict[str, Any]) -> dict[str, str]:
+    """A score row as the CRM's property values (strings; ``""`` clears a value)."""
+
+    def text(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if isinstance(value, date):
+            return value.isoformat()
+        return str(value)
+
+    values = {
+        "score": score["total_score"],
+        "band": score["band"],
+        "fit_grade": score["fit_grade"],
+        "mql": bool(score["is_mql"]),
+        "mql_date": score["mql_date"],
+        "sql": bool(score["is_sql"]),
+        "sql_date": score["sql_date"],
+        "top_reasons": score["top_reasons"],
+        "ruleset_version": score["ruleset_version"],
+        "scored_at": score["scored_at"],
+    }
+    return {f"{prefix}_{suffix}": text(value) for suffix, value in values.items()}
 
 
 def ensure_properties(client: HubSpotClient, prefixes: list[str]) -> list[str]:
@@ -216,7 +262,9 @@ class SyncResult:
 
 
 def payload_hash(payload: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    """What decides whether the CRM needs a write: every value but the scoring time."""
+    kept = {k: v for k, v in payload.items() if not k.endswith(UNHASHED)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 def _changes(conn: psycopg.Connection[Any], as_of: date) -> Iterator[Change | None]:
@@ -227,6 +275,14 @@ def _changes(conn: psycopg.Connection[Any], as_of: date) -> Iterator[Change | No
             scores.scoring_model_id,
             scores.total_score,
             scores.band,
+            scores.fit_grade,
+            scores.is_mql,
+            scores.mql_date,
+            scores.is_sql,
+            scores.sql_date,
+            scores.top_reasons,
+            scores.ruleset_version,
+            scores.scored_at,
             models.crm_property_prefix,
             ledger.payload_hash,
             ledger.status,
@@ -243,9 +299,13 @@ def _changes(conn: psycopg.Connection[Any], as_of: date) -> Iterator[Change | No
     with conn.cursor(name="sync_scores") as cursor:
         cursor.itersize = 5000
         cursor.execute(query, (as_of,))
-        for row in cursor:
-            lead_id, model_id, score, band, prefix, last_hash, last_status, last, refused = row
-            payload = {f"{prefix}_score": str(score), f"{prefix}_band": str(band)}
+        names = [column.name for column in cursor.description or []]
+        for values in cursor:
+            row = dict(zip(names, values, strict=True))
+            lead_id, model_id = row["lead_id"], row["scoring_model_id"]
+            last_hash, last_status = row["payload_hash"], row["status"]
+            last, refused = row["payload"], row["failed_payload_hash"]
+            payload = crm_payload(str(row["crm_property_prefix"]), row)
             digest = payload_hash(payload)
             if (
                 last_status == "not_found"
