@@ -10,7 +10,8 @@ import pytest
 
 from lead_scoring.config import ConfigError, WarehouseConfig
 from lead_scoring.crm import HubSpotClient
-from lead_scoring.sandbox import Sandbox
+from lead_scoring.sandbox import Faults, Sandbox
+from lead_scoring.sandbox.admin import SandboxAdmin, write_requests
 from lead_scoring.sync.hubspot import (
     PROPERTIES,
     TooManyChanges,
@@ -338,3 +339,34 @@ def test_every_property_of_a_score_reaches_the_crm_and_scoring_time_alone_is_no_
         again = sync_scores(warehouse, client, AS_OF)
     assert (again.changed, again.sent) == (0, 0)
     assert crm_writes(sandbox) == before
+
+
+def test_faults_are_retried_and_every_lead_is_written_exactly_once(
+    warehouse: WarehouseConfig,
+) -> None:
+    faults = Faults(rate_429=0.2, rate_5xx=0.05, drop_rate=0.03, seed=20261122)
+    with Sandbox(port=0, token="faulty-portal", faults=faults) as sandbox:
+        seed_contacts(sandbox, 450)
+        scores = {str(i): (i % 101, band(i % 101)) for i in range(1, 451)}
+        setup_scores(warehouse, scores)
+        with HubSpotClient(
+            sandbox.url, sandbox.token, backoff_base=0.01, backoff_cap=0.2, max_attempts=10
+        ) as client:
+            result = sync_scores(warehouse, client, AS_OF)
+        with SandboxAdmin(sandbox.url, sandbox.token) as admin:
+            log = admin.stats()["requests"]
+        held = crm_values(sandbox, list(scores))
+        injected = dict(faults.injected)
+    assert sum(injected.values()) > 0, "the seed must inject faults"
+    assert result.accepted == 450
+    assert {k: (int(v["dw_lead_score"]), v["dw_lead_band"]) for k, v in held.items()} == scores
+    # Each batch was applied once: ceil(450 / 100) calls, each lead written once.
+    assert write_requests({"requests": log}) == (5, 450)
+    writes = [row for row in log if row["route"] == "contacts.batch_update"]
+    faulted = sum(int(r["calls"]) for r in writes if r["status"] in (0, 429) or r["status"] >= 500)
+    assert sum(int(row["calls"]) for row in writes) == 5 + faulted  # calls = ceil(n/100) + retries
+    # Every faulted call (writes and property set-up alike) was retried, and only those.
+    assert result.retries == sum(injected.values())
+    api = [row for row in log if not row["route"].startswith("sandbox.")]
+    assert result.requests == sum(int(row["calls"]) for row in api)
+    assert result.rate_limited == injected["429"]
