@@ -370,3 +370,122 @@ def test_faults_are_retried_and_every_lead_is_written_exactly_once(
     api = [row for row in log if not row["route"].startswith("sandbox.")]
     assert result.requests == sum(int(row["calls"]) for row in api)
     assert result.rate_limited == injected["429"]
+
+
+class DiesAfterTheCrmAnswers(HubSpotClient):
+    """A client whose process dies (KeyboardInterrupt stands for the kill) right after the
+    CRM applied its ``nth`` batch update, before the sync could record the answer."""
+
+    def __init__(self, *args: Any, nth: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.nth = nth
+        self.updates = 0
+
+    def batch_update_contacts(self, inputs: Any) -> Any:
+        answer = super().batch_update_contacts(inputs)
+        self.updates += 1
+        if self.updates == self.nth:
+            raise KeyboardInterrupt("killed with the answer on the wire")
+        return answer
+
+
+def test_a_sync_that_dies_mid_batch_resumes_without_sending_anything_twice(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    seed_contacts(sandbox, 250)
+    scores = {str(i): (i % 101, band(i % 101)) for i in range(1, 251)}
+    setup_scores(warehouse, scores)
+    with (
+        DiesAfterTheCrmAnswers(sandbox.url, sandbox.token, nth=2) as dying,
+        pytest.raises(KeyboardInterrupt),
+    ):
+        sync_scores(warehouse, dying, AS_OF)
+    assert crm_writes(sandbox) == (2, 200)  # the CRM applied two batches
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        ledger = conn.execute("select count(*) from lead_scoring_ops.crm_sync_ledger").fetchone()
+        flying = conn.execute("select count(*) from lead_scoring_ops.crm_sync_in_flight").fetchone()
+    assert ledger == (100,)  # only the first batch's answer was recorded
+    assert flying == (100,)  # the second batch was in flight
+
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        resumed = sync_scores(warehouse, client, AS_OF)
+    assert resumed.reconciled == 100  # read back from the CRM: already applied
+    assert (resumed.changed, resumed.sent, resumed.accepted) == (50, 50, 50)
+    assert crm_writes(sandbox) == (3, 250)  # every lead written exactly once
+    held = crm_values(sandbox, list(scores))
+    assert {k: (int(v["dw_lead_score"]), v["dw_lead_band"]) for k, v in held.items()} == scores
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        settled = conn.execute(
+            "select (select count(*) from lead_scoring_ops.crm_sync_ledger"
+            "        where status = 'accepted'),"
+            " (select count(*) from lead_scoring_ops.crm_sync_in_flight)"
+        ).fetchone()
+    assert settled == (250, 0)
+
+
+def test_changes_in_flight_the_crm_never_got_are_sent_once(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    seed_contacts(sandbox, 150)
+    scores = {str(i): (60, "warm") for i in range(1, 151)}
+    setup_scores(warehouse, scores)
+
+    class DiesBeforeSending(HubSpotClient):
+        def batch_update_contacts(self, inputs: Any) -> Any:
+            raise KeyboardInterrupt("killed before the request left")
+
+    with DiesBeforeSending(sandbox.url, sandbox.token) as dying, pytest.raises(KeyboardInterrupt):
+        sync_scores(warehouse, dying, AS_OF)
+    assert crm_writes(sandbox) == (0, 0)
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        resumed = sync_scores(warehouse, client, AS_OF)
+    assert resumed.reconciled == 0
+    assert (resumed.changed, resumed.accepted) == (150, 150)
+    assert crm_writes(sandbox) == (2, 150)
+
+
+KILLABLE_SYNC = """
+import sys
+from datetime import date
+from lead_scoring.config import WarehouseConfig
+from lead_scoring.crm import HubSpotClient
+from lead_scoring.sync.hubspot import sync_scores
+
+host, dbname, user, password, url, token = sys.argv[1:7]
+warehouse = WarehouseConfig(host=host, dbname=dbname, user=user, password=password or None)
+with HubSpotClient(url, token) as client:
+    sync_scores(warehouse, client, date(2026, 6, 1))
+"""
+
+
+def test_killing_the_sync_process_and_running_it_again_sends_each_change_once(
+    warehouse: WarehouseConfig,
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    latency = 0.15
+    with Sandbox(port=0, token="slow-portal", faults=Faults(latency_ms=int(latency * 1000))) as sb:
+        seed_contacts(sb, 800)
+        scores = {str(i): (i % 101, band(i % 101)) for i in range(1, 801)}
+        setup_scores(warehouse, scores)
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILLABLE_SYNC, warehouse.host, warehouse.dbname,
+             warehouse.user, warehouse.password or "", sb.url, sb.token],
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while crm_writes(sb)[0] < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.kill()  # SIGKILL: no cleanup, no finally
+        process.wait()
+        written_before = crm_writes(sb)
+        assert 3 <= written_before[0] < 8, "the kill must land mid-run"
+        time.sleep(latency * 4)  # a request the server was still answering has landed by now
+        with HubSpotClient(sb.url, sb.token) as client:
+            resumed = sync_scores(warehouse, client, AS_OF)
+        held = crm_values(sb, list(scores))
+        total = crm_writes(sb)
+    assert resumed.changed < 800  # what was accepted before the kill is not sent again
+    assert total[1] == 800  # every lead written exactly once, across both runs
+    assert {k: (int(v["dw_lead_score"]), v["dw_lead_band"]) for k, v in held.items()} == scores

@@ -334,6 +334,16 @@ class HubSpotClient:
             self._sleep(wait)
         self._last_search = time.monotonic()
 
+    def batch_read_contacts(self, ids: Sequence[str], properties: Sequence[str]) -> BatchResult:
+        """Read up to 100 contacts by id with the given properties (missing ones: 207)."""
+        if len(ids) > BATCH_MAX:
+            raise ValueError(f"at most {BATCH_MAX} ids per batch, got {len(ids)}")
+        if not ids:
+            return BatchResult(200, [], [])
+        return self._batch(
+            "read", {"inputs": [{"id": i} for i in ids], "properties": list(properties)}
+        )
+
     def batch_update_contacts(self, inputs: Sequence[dict[str, Any]]) -> BatchResult:
         """Update up to 100 contacts in one call; 207 answers carry the per-record failures."""
         if not inputs:

@@ -2,9 +2,12 @@
 
 Only leads whose payload changed since the CRM last accepted it are sent. The sync ledger
 (``lead_scoring_ops.crm_sync_ledger``) holds, per lead and scoring model, the hash of the payload
-the CRM accepted; it is updated in the same transaction as each batch's outcome is recorded, so
-a crash loses at most the one batch in flight (re-sent once on the next run, harmless because
-the write is idempotent) and never re-sends what was already accepted.
+the CRM accepted; it is updated in the same transaction as each batch's outcome is recorded.
+Before a batch leaves, its changes are committed to ``crm_sync_in_flight`` (write-ahead) and the
+same transaction that records the answer removes them. A run killed with a batch in flight
+leaves those rows; the next run reads those contacts back from the CRM (batch read) and records
+as accepted what the CRM already holds, so a change is sent once even across a crash, and what
+the CRM never got is sent by that run.
 
 Per-record failures in a 207 answer are handled one by one: a contact HubSpot no longer has
 (deleted or merged, ``OBJECT_NOT_FOUND``) is recorded as ``not_found`` and not retried forever.
@@ -77,6 +80,19 @@ create table if not exists {OPS}.crm_sync_runs (
     rate_limited integer not null default 0,
     duration_seconds numeric(12, 3),
     error text
+);
+
+-- Write-ahead: the changes of the batch being sent, committed before the request leaves and
+-- removed with the ledger update that records its answer. Rows left here mean a run died with
+-- a batch in flight: the next run asks the CRM what it holds before sending them again.
+create table if not exists {OPS}.crm_sync_in_flight (
+    lead_id text not null,
+    scoring_model_id text not null,
+    payload jsonb not null,
+    payload_hash text not null,
+    sync_run_id uuid not null,
+    sent_at timestamptz not null,
+    primary key (lead_id, scoring_model_id)
 );
 
 -- What a dry run would send: one row per lead and model, with what the CRM was last given.
@@ -248,6 +264,7 @@ class SyncResult:
     failures: dict[str, str] = field(default_factory=dict)
     gave_up: int = 0
     split_batches: int = 0
+    reconciled: int = 0  # in flight when an earlier run died, found applied in the CRM
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
     def summary(self) -> str:
@@ -403,6 +420,8 @@ def sync_scores(
                         f"select crm_property_prefix from {RULES}.scoring_models"
                     )
                 ]
+                if not dry_run:
+                    _reconcile_in_flight(writer, client, result)
                 changes: list[Change] = []
                 for change in _changes(reader, as_of):
                     result.scores_considered += 1
@@ -490,6 +509,59 @@ def _record_refused(
     return gave_up
 
 
+def _land(conn: psycopg.Connection[Any], changes: list[Change]) -> None:
+    """The batch's answer is recorded: it is no longer in flight."""
+    conn.cursor().executemany(
+        f"delete from {OPS}.crm_sync_in_flight where lead_id = %s and scoring_model_id = %s",
+        [(c.lead_id, c.scoring_model_id) for c in changes],
+    )
+
+
+def _reconcile_in_flight(
+    conn: psycopg.Connection[Any], client: HubSpotClient, result: SyncResult
+) -> None:
+    """Settle the batches an earlier run died with: read those contacts back from the CRM
+    (batch read, 100 at a time) and record as accepted every change the CRM already holds, so
+    it is not sent twice. The others stay changes and are sent by this run."""
+    rows = conn.execute(
+        f"select lead_id, scoring_model_id, payload, payload_hash from {OPS}.crm_sync_in_flight "
+        "order by lead_id, scoring_model_id"
+    ).fetchall()
+    conn.commit()
+    if not rows:
+        return
+    flying = [Change(str(r[0]), str(r[1]), dict(r[2]), str(r[3])) for r in rows]
+    log.warning(
+        "%d changes were in flight when an earlier sync stopped: checking the CRM", len(rows)
+    )
+    names = sorted({name for c in flying for name in c.payload})
+    leads = sorted({c.lead_id for c in flying})
+    held: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(leads), BATCH_MAX):
+        answer = client.batch_read_contacts(leads[start : start + BATCH_MAX], names)
+        for record in answer.results:
+            held[str(record["id"])] = record.get("properties") or {}
+    applied = [
+        c
+        for c in flying
+        if c.lead_id in held
+        and all(
+            (held[c.lead_id].get(name) or "") == value
+            for name, value in c.payload.items()
+            if not name.endswith(UNHASHED)
+        )
+    ]
+    with conn.transaction():
+        _record(conn, applied, "accepted", result.sync_run_id)
+        _land(conn, flying)
+    result.reconciled = len(applied)
+    log.warning(
+        "%d of them the CRM already holds (recorded, not sent again); %d will be sent",
+        len(applied),
+        len(flying) - len(applied),
+    )
+
+
 def _update_isolating(
     client: HubSpotClient, inputs: list[dict[str, Any]], result: SyncResult
 ) -> dict[str, tuple[str, str]]:
@@ -560,6 +632,21 @@ def _send(
     result.sent += len(inputs)
     if result.dry_run:
         return
+    flying = [c for changes in pending.values() for c in changes]
+    with conn.transaction():
+        conn.cursor().executemany(
+            f"insert into {OPS}.crm_sync_in_flight "
+            "(lead_id, scoring_model_id, payload, payload_hash, sync_run_id, sent_at) "
+            "values (%s, %s, %s, %s, %s, now()) "
+            "on conflict (lead_id, scoring_model_id) do update set payload = excluded.payload, "
+            "payload_hash = excluded.payload_hash, sync_run_id = excluded.sync_run_id, "
+            "sent_at = excluded.sent_at",
+            [
+                (c.lead_id, c.scoring_model_id, json.dumps(c.payload), c.payload_hash,
+                 result.sync_run_id)
+                for c in flying
+            ],
+        )  # fmt: skip
     failed = _update_isolating(client, inputs, result)
     accepted = [c for lead_id, changes in pending.items() if lead_id not in failed for c in changes]
     missing = [
@@ -578,6 +665,7 @@ def _send(
         _record(conn, accepted, "accepted", result.sync_run_id)
         _record(conn, missing, "not_found", result.sync_run_id)
         gave_up = _record_refused(conn, refused, result.sync_run_id, result.max_attempts)
+        _land(conn, flying)
     result.accepted += len(inputs) - len(failed)
     for lead_id, (category, message) in failed.items():
         if category == "OBJECT_NOT_FOUND":
