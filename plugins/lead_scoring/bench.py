@@ -288,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="load runs (default 3)")
     parser.add_argument(
         "--only",
-        choices=("sources", "scoring"),
-        help="run one benchmark (default: both, sources first)",
+        choices=("sources", "scoring", "sync"),
+        help="run one benchmark (default: all, in this order)",
     )
     parser.add_argument(
         "--scoring-contacts",
@@ -308,17 +308,33 @@ def main(argv: list[str] | None = None) -> int:
         default=12.0,
         help="web sessions per contact for the scoring benchmark (default 12, ~5M events)",
     )
+    parser.add_argument(
+        "--sync-contacts",
+        type=int,
+        default=100_000,
+        help="changed contacts for the sync benchmark (default 100000)",
+    )
+    parser.add_argument("--sync-runs", type=int, default=3, help="sync runs (default 3)")
+    parser.add_argument(
+        "--sync-rate-limit",
+        type=int,
+        default=190,
+        help="the sandbox's and the client's requests per 10 s (default 190)",
+    )
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.child:
         stage, *rest = args.child
         warehouse = json.loads(os.environ["LEAD_SCORING_BENCH_WAREHOUSE"])
-        figure = (
-            child_extract(warehouse, rest[0], rest[1])
-            if stage == "extract"
-            else child_load(warehouse, rest[0])
-        )
+        if stage == "sync":
+            from lead_scoring.bench_sync import child_sync
+
+            figure = child_sync(warehouse, rest[0], rest[1], int(rest[2]))
+        elif stage == "extract":
+            figure = child_extract(warehouse, rest[0], rest[1])
+        else:
+            figure = child_load(warehouse, rest[0])
         print(json.dumps(figure))
         return 0
     if args.only in (None, "sources"):
@@ -330,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_scoring.run(
             args.scoring_contacts, args.scoring_sessions, args.out, reuse=args.scoring_reuse
         )
+    if args.only in (None, "sync"):
+        from lead_scoring import bench_sync
+
+        bench_sync.run(args.sync_contacts, args.sync_runs, args.sync_rate_limit, args.out)
     return 0
 
 

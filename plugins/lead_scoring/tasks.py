@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lead_scoring.config import ConfigError, crm_config, warehouse_config
 
 if TYPE_CHECKING:
+    from lead_scoring.crm.client import HubSpotClient
     from lead_scoring.load.batch import Interval
 
 log = logging.getLogger(__name__)
@@ -64,15 +65,22 @@ def logical_interval(start: datetime | None, end: datetime | None) -> Interval |
     return Interval(start.astimezone(UTC), end.astimezone(UTC))
 
 
+def _hubspot_client() -> HubSpotClient:
+    """The CRM client, paced to the portal's tier (``LEAD_SCORING_HUBSPOT_RATE_LIMIT``)."""
+    from lead_scoring.crm.client import HubSpotClient
+    from lead_scoring.crm.ratelimit import rate_limit_from_env
+
+    crm = crm_config(via_airflow=True)
+    return HubSpotClient(crm.base_url, crm.token, rate_limit=rate_limit_from_env())
+
+
 def extract_contacts(
     *, run_id: str | None, interval: Interval | None = None, full_refresh: bool = False
 ) -> dict[str, Any]:
     """Contacts changed since the watermark (search), or all of them (list), into raw_crm."""
-    from lead_scoring.crm.client import HubSpotClient
     from lead_scoring.extract import jobs
 
-    crm = crm_config(via_airflow=True)
-    with HubSpotClient(crm.base_url, crm.token) as client:
+    with _hubspot_client() as client:
         result = jobs.extract_contacts(
             warehouse_config(via_airflow=True),
             client,
@@ -89,11 +97,9 @@ def extract_contacts(
 
 def extract_email_events(*, run_id: str | None, interval: Interval | None = None) -> dict[str, Any]:
     """Marketing-email events since the watermark (or the lookback) into raw_crm."""
-    from lead_scoring.crm.client import HubSpotClient
     from lead_scoring.extract import jobs
 
-    crm = crm_config(via_airflow=True)
-    with HubSpotClient(crm.base_url, crm.token) as client:
+    with _hubspot_client() as client:
         result = jobs.extract_email_events(
             warehouse_config(via_airflow=True),
             client,
@@ -166,12 +172,14 @@ def sync_scores(
 ) -> dict[str, Any]:
     """Send changed scores to the CRM (at most ``LEAD_SCORING_SYNC_MAX_CHANGES`` unless the
     run approves more)."""
-    from lead_scoring.crm.client import HubSpotClient
-    from lead_scoring.sync.hubspot import max_attempts_from_env, max_changes_from_env
+    from lead_scoring.sync.hubspot import (
+        concurrency_from_env,
+        max_attempts_from_env,
+        max_changes_from_env,
+    )
     from lead_scoring.sync.hubspot import sync_scores as run_sync
 
-    crm = crm_config(via_airflow=True)
-    with HubSpotClient(crm.base_url, crm.token) as client:
+    with _hubspot_client() as client:
         result = run_sync(
             warehouse_config(via_airflow=True),
             client,
@@ -181,6 +189,7 @@ def sync_scores(
             max_changes=max_changes_from_env(),
             approve_changes=approve_changes,
             max_attempts=max_attempts_from_env(),
+            concurrency=concurrency_from_env(),
         )
     summary = asdict(result)
     summary["as_of"] = result.as_of.isoformat()

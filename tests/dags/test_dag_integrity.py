@@ -64,7 +64,8 @@ def test_parsing_the_dag_file_imports_no_heavy_or_stateful_modules(dbt_manifest:
     probe = (
         "import sys, runpy; runpy.run_path(sys.argv[1]);"
         "heavy = [m for m in ('great_expectations', 'psycopg', 'lead_scoring.crm.client',"
-        " 'lead_scoring.quality.gates', 'lead_scoring.sync.hubspot') if m in sys.modules];"
+        " 'lead_scoring.quality.gates', 'lead_scoring.sync.hubspot',"
+        " 'lead_scoring.sync.engine', 'lead_scoring.sync.salesforce') if m in sys.modules];"
         "print('HEAVY=' + ','.join(heavy))"
     )
     done = subprocess.run(

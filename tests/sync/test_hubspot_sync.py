@@ -399,7 +399,9 @@ def test_a_sync_that_dies_mid_batch_resumes_without_sending_anything_twice(
         DiesAfterTheCrmAnswers(sandbox.url, sandbox.token, nth=2) as dying,
         pytest.raises(KeyboardInterrupt),
     ):
-        sync_scores(warehouse, dying, AS_OF)
+        # One batch at a time, so the kill lands at a known point (the SIGKILL test below
+        # kills a concurrent sync).
+        sync_scores(warehouse, dying, AS_OF, concurrency=1)
     assert crm_writes(sandbox) == (2, 200)  # the CRM applied two batches
     with psycopg.connect(warehouse.conninfo()) as conn:
         ledger = conn.execute("select count(*) from lead_scoring_ops.crm_sync_ledger").fetchone()
@@ -467,8 +469,8 @@ def test_killing_the_sync_process_and_running_it_again_sends_each_change_once(
 
     latency = 0.15
     with Sandbox(port=0, token="slow-portal", faults=Faults(latency_ms=int(latency * 1000))) as sb:
-        seed_contacts(sb, 800)
-        scores = {str(i): (i % 101, band(i % 101)) for i in range(1, 801)}
+        seed_contacts(sb, 2000)
+        scores = {str(i): (i % 101, band(i % 101)) for i in range(1, 2001)}
         setup_scores(warehouse, scores)
         process = subprocess.Popen(
             [sys.executable, "-c", KILLABLE_SYNC, warehouse.host, warehouse.dbname,
@@ -480,12 +482,58 @@ def test_killing_the_sync_process_and_running_it_again_sends_each_change_once(
         process.kill()  # SIGKILL: no cleanup, no finally
         process.wait()
         written_before = crm_writes(sb)
-        assert 3 <= written_before[0] < 8, "the kill must land mid-run"
+        assert 3 <= written_before[0] < 20, "the kill must land mid-run"
         time.sleep(latency * 4)  # a request the server was still answering has landed by now
         with HubSpotClient(sb.url, sb.token) as client:
             resumed = sync_scores(warehouse, client, AS_OF)
         held = crm_values(sb, list(scores))
         total = crm_writes(sb)
-    assert resumed.changed < 800  # what was accepted before the kill is not sent again
-    assert total[1] == 800  # every lead written exactly once, across both runs
+    assert resumed.changed < 2000  # what was accepted before the kill is not sent again
+    assert total[1] == 2000  # every lead written exactly once, across both runs
     assert {k: (int(v["dw_lead_score"]), v["dw_lead_band"]) for k, v in held.items()} == scores
+
+
+class CountsBatchesInFlight(HubSpotClient):
+    """Records how many batch updates were on the wire at once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        import threading
+
+        super().__init__(*args, **kwargs)
+        self._guard = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def batch_update_contacts(self, inputs: Any) -> Any:
+        with self._guard:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            return super().batch_update_contacts(inputs)
+        finally:
+            with self._guard:
+                self.now -= 1
+
+
+def test_batches_go_out_concurrently_inside_the_rate_limit(warehouse: WarehouseConfig) -> None:
+    # 20 calls per 2 s with 100 ms answers: one batch at a time would use half the window;
+    # several in flight fill it, and the client's pacing keeps every call inside it.
+    faults = Faults(latency_ms=100)
+    with Sandbox(
+        port=0, token="tiered", rate_limit=20, rate_interval_ms=2000, faults=faults
+    ) as sandbox:
+        seed_contacts(sandbox, 3000)
+        scores = {str(i): (i % 101, band(i % 101)) for i in range(1, 3001)}
+        setup_scores(warehouse, scores)
+        with CountsBatchesInFlight(
+            sandbox.url, sandbox.token, rate_limit=20, rate_interval=2.0, max_attempts=1
+        ) as client:
+            result = sync_scores(warehouse, client, AS_OF, concurrency=6)
+        held = crm_values(sandbox, list(scores))
+        writes = crm_writes(sandbox)
+    assert result.accepted == 3000
+    assert {k: (int(v["dw_lead_score"]), v["dw_lead_band"]) for k, v in held.items()} == scores
+    assert writes == (30, 3000)
+    assert 1 < client.most <= 6
+    assert result.rate_limited == 0 and result.retries == 0
+    assert client.limiter.waited_seconds > 0  # the limiter, not latency, held calls back

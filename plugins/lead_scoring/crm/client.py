@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
+
+from lead_scoring.crm.ratelimit import DEFAULT_INTERVAL_SECONDS, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +104,30 @@ class BatchResult:
 
 @dataclass
 class ClientStats:
-    """What the client did, for run metrics: requests, retries and answers by status."""
+    """What the client did, for run metrics: requests, retries and answers by status.
+
+    Shared by the threads of one client: change it only through ``count``."""
 
     requests: int = 0
     retries: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
-    paced_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, *, requests: int = 0, retries: int = 0, status: int | None = None) -> None:
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+            if status is not None:
+                self.statuses[status] += 1
 
 
 class HubSpotClient:
-    """HubSpot CRM v3 over HTTP with bearer auth, retries with backoff and jitter."""
+    """HubSpot CRM v3 over HTTP with bearer auth, retries with backoff and jitter.
+
+    Safe to share between threads (the sync sends several batches at once): the connection
+    pool, the rate limiter and the stats are shared. ``rate_limit`` is the portal tier's calls
+    per 10 seconds (100, 190 or 250; ``None``: only what the rate-limit headers announce).
+    """
 
     def __init__(
         self,
@@ -123,6 +140,9 @@ class HubSpotClient:
         backoff_cap: float = 30.0,
         sleep: Any = time.sleep,
         search_min_interval: float = SEARCH_MIN_INTERVAL,
+        rate_limit: int | None = None,
+        rate_interval: float = DEFAULT_INTERVAL_SECONDS,
+        max_connections: int = 32,
     ) -> None:
         if not token:
             raise ValueError("a HubSpot token is required")
@@ -134,6 +154,9 @@ class HubSpotClient:
                 "User-Agent": "lead-scoring/0.1",
             },
             timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
         )
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -141,7 +164,9 @@ class HubSpotClient:
         self._sleep = sleep
         self.search_min_interval = search_min_interval
         self._last_search = 0.0
-        self._sent: deque[float] = deque()
+        self._search_lock = threading.Lock()
+        # Real time, whatever ``sleep`` is: the window is the server's, not the caller's.
+        self.limiter = RateLimiter(rate_limit, rate_interval)
         self.rate_limit = RateLimit()
         self.stats = ClientStats()
 
@@ -154,26 +179,6 @@ class HubSpotClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _pace(self) -> None:
-        """Stay inside the rolling window the API announces (``X-HubSpot-RateLimit-Max`` per
-        ``-Interval-Milliseconds``), so this client's own calls never meet a 429; and give way
-        for a slot when ``-Remaining`` says other clients of the token used the window up."""
-        limit, interval_ms = self.rate_limit.max, self.rate_limit.interval_ms
-        if not limit or not interval_ms:
-            return
-        window = interval_ms / 1000
-        now = time.monotonic()
-        while self._sent and now - self._sent[0] >= window:
-            self._sent.popleft()
-        wait = 0.0
-        if len(self._sent) >= limit:
-            wait = self._sent[0] + window - now
-        elif self.rate_limit.remaining == 0:
-            wait = window / limit
-        if wait > 0:
-            self.stats.paced_seconds += wait
-            self._sleep(wait)
 
     def _backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff: spreads retries of concurrent callers apart."""
@@ -196,19 +201,21 @@ class HubSpotClient:
         """
         last_problem = ""
         for attempt in range(self.max_attempts):
-            self._pace()
-            self.stats.requests += 1
+            slot = self.limiter.acquire()
+            self.stats.count(requests=1)
             try:
                 response = self._http.request(method, path, params=params, json=json)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                self._sent.append(time.monotonic())
+                self.limiter.release(slot)
                 last_problem = f"{type(exc).__name__}: {exc}"
             else:
-                # Counted when the answer arrives: the server counted the call at some point
-                # before, so the window this client keeps is never shorter than the server's.
-                self._sent.append(time.monotonic())
-                self.stats.statuses[response.status_code] += 1
+                self.stats.count(status=response.status_code)
                 self.rate_limit.update(response.headers)
+                if "x-hubspot-ratelimit-max" in response.headers:
+                    self.limiter.observe(
+                        self.rate_limit.max, self.rate_limit.remaining, self.rate_limit.interval_ms
+                    )
+                self.limiter.release(slot)
                 if response.status_code in ok or response.status_code in allow:
                     return response
                 if response.status_code not in RETRY_STATUSES:
@@ -223,11 +230,11 @@ class HubSpotClient:
                     and attempt + 1 < self.max_attempts
                 )
                 if honour_retry_after:
-                    self.stats.retries += 1
+                    self.stats.count(retries=1)
                     self._sleep(min(float(retry_after or 0), self.backoff_cap))
                     continue
             if attempt + 1 < self.max_attempts:
-                self.stats.retries += 1
+                self.stats.count(retries=1)
                 delay = self._backoff(attempt)
                 log.warning(
                     "%s %s failed (%s); retry %d/%d in %.1fs",
@@ -329,10 +336,11 @@ class HubSpotClient:
 
     def _pace_search(self) -> None:
         """Keep search calls under HubSpot's per-second search limit instead of meeting 429s."""
-        wait = self._last_search + self.search_min_interval - time.monotonic()
-        if wait > 0:
-            self._sleep(wait)
-        self._last_search = time.monotonic()
+        with self._search_lock:
+            wait = self._last_search + self.search_min_interval - time.monotonic()
+            if wait > 0:
+                self._sleep(wait)
+            self._last_search = time.monotonic()
 
     def batch_read_contacts(self, ids: Sequence[str], properties: Sequence[str]) -> BatchResult:
         """Read up to 100 contacts by id with the given properties (missing ones: 207)."""

@@ -1,0 +1,835 @@
+"""Reverse-ETL engine: write changed scores to a CRM, once each, whatever happens on the way.
+
+The CRM is a ``Target`` (``lead_scoring.sync.hubspot``: HubSpot contacts through batch update;
+``lead_scoring.sync.salesforce``: Salesforce Leads through Bulk API 2.0 upsert). The engine
+does the rest, the same way for both:
+
+Only leads whose payload changed since the CRM last accepted it are sent. The sync ledger
+(``lead_scoring_ops.crm_sync_ledger``) holds, per CRM, lead and scoring model, the hash of the
+payload the CRM accepted; it is updated in the same transaction as each batch's outcome is
+recorded. Before a batch leaves, its changes are committed to ``crm_sync_in_flight``
+(write-ahead) and the same transaction that records the answer removes them. A run killed
+with a batch in flight leaves those rows; the next run reads those leads back from the CRM and
+records as accepted what the CRM already holds, so a change is sent once even across a crash,
+and what the CRM never got is sent by that run.
+
+Per-record failures are handled one by one: a lead the CRM no longer has (deleted, merged,
+converted: the target says which errors mean that) is recorded as ``not_found`` and not retried
+forever. A refused record is ``failing`` in the ledger (attempts, last error) and tried again
+by the next runs; after ``max_attempts`` refusals in a row of the same payload it is
+``gave_up`` until its payload changes. What the CRM accepted before is kept beside the failure.
+
+Before anything is sent the changes are counted: a run above ``max_changes`` fails with nothing
+sent unless approved; a dry run keeps what it would send in ``crm_sync_dry_run_changes``.
+Batches go out ``concurrency`` at a time from sender threads that only talk to the CRM (the
+target's client paces them to the rate limit); this thread writes ahead and records answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+import psycopg
+
+from lead_scoring.config import WarehouseConfig
+from lead_scoring.warehouse import MARTS, OPS, RULES, connect, ensure_landing_zone
+
+log = logging.getLogger(__name__)
+
+SYNC_DDL = f"""
+-- Per lead and model: the payload the CRM last accepted (null if it never accepted one), and
+-- for a payload the CRM keeps refusing, how often in a row, its hash and the last error.
+create table if not exists {OPS}.crm_sync_ledger (
+    crm text not null default 'hubspot',
+    lead_id text not null,
+    scoring_model_id text not null,
+    payload jsonb,
+    payload_hash text,
+    status text not null,
+    synced_at timestamptz not null,
+    sync_run_id uuid not null,
+    attempts integer not null default 0,
+    failed_payload_hash text,
+    last_error text,
+    primary key (crm, lead_id, scoring_model_id),
+    constraint crm_sync_ledger_status_check
+        check (status in ('accepted', 'not_found', 'failing', 'gave_up'))
+);
+
+create table if not exists {OPS}.crm_sync_runs (
+    sync_run_id uuid primary key,
+    crm text not null default 'hubspot',
+    dag_run_id text,
+    as_of_date date not null,
+    dry_run boolean not null,
+    status text not null check (status in ('running', 'succeeded', 'failed')),
+    started_at timestamptz not null default now(),
+    finished_at timestamptz,
+    scores_considered integer not null default 0,
+    changed integer not null default 0,
+    sent integer not null default 0,
+    accepted integer not null default 0,
+    not_found integer not null default 0,
+    failed integer not null default 0,
+    requests integer not null default 0,
+    retries integer not null default 0,
+    rate_limited integer not null default 0,
+    duration_seconds numeric(12, 3),
+    error text
+);
+
+-- Write-ahead: the changes of the batch being sent, committed before the request leaves and
+-- removed with the ledger update that records its answer. Rows left here mean a run died with
+-- a batch in flight: the next run asks the CRM what it holds before sending them again.
+create table if not exists {OPS}.crm_sync_in_flight (
+    crm text not null default 'hubspot',
+    lead_id text not null,
+    scoring_model_id text not null,
+    payload jsonb not null,
+    payload_hash text not null,
+    sync_run_id uuid not null,
+    sent_at timestamptz not null,
+    primary key (crm, lead_id, scoring_model_id)
+);
+
+-- What a dry run would send: one row per lead and model, with what the CRM was last given.
+create table if not exists {OPS}.crm_sync_dry_run_changes (
+    sync_run_id uuid not null,
+    lead_id text not null,
+    scoring_model_id text not null,
+    payload jsonb not null,
+    previous_payload jsonb,
+    primary key (sync_run_id, lead_id, scoring_model_id)
+);
+"""
+
+# A ledger created before records could fail gains the columns (once).
+LEDGER_MIGRATION = f"""
+alter table {OPS}.crm_sync_ledger add column if not exists attempts integer not null default 0;
+alter table {OPS}.crm_sync_ledger add column if not exists failed_payload_hash text;
+alter table {OPS}.crm_sync_ledger add column if not exists last_error text;
+alter table {OPS}.crm_sync_ledger alter column payload drop not null;
+alter table {OPS}.crm_sync_ledger alter column payload_hash drop not null;
+alter table {OPS}.crm_sync_ledger drop constraint if exists crm_sync_ledger_status_check;
+alter table {OPS}.crm_sync_ledger add constraint crm_sync_ledger_status_check
+    check (status in ('accepted', 'not_found', 'failing', 'gave_up'));
+"""
+
+# A ledger from before the second CRM target: its rows are HubSpot's; keys gain the CRM.
+TARGET_MIGRATION = f"""
+alter table {OPS}.crm_sync_ledger add column if not exists crm text not null default 'hubspot';
+alter table {OPS}.crm_sync_ledger drop constraint if exists crm_sync_ledger_pkey;
+alter table {OPS}.crm_sync_ledger add primary key (crm, lead_id, scoring_model_id);
+alter table {OPS}.crm_sync_in_flight add column if not exists crm text not null
+    default 'hubspot';
+alter table {OPS}.crm_sync_in_flight drop constraint if exists crm_sync_in_flight_pkey;
+alter table {OPS}.crm_sync_in_flight add primary key (crm, lead_id, scoring_model_id);
+alter table {OPS}.crm_sync_runs add column if not exists crm text not null default 'hubspot';
+"""
+
+DEFAULT_MAX_CHANGES = 50_000
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_CONCURRENCY = 8
+PROGRESS_SECONDS = 15.0
+
+
+class TooManyChanges(RuntimeError):
+    """More changes than a run may send without approval: a wrong rule or a broken mart can
+    flip thousands of CRM records at once. Nothing was sent."""
+
+
+def _env_int(name: str, default: int, minimum: int) -> int:
+    from lead_scoring.config import ConfigError
+
+    raw = os.environ.get(name) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be {minimum} or more, got {value}")
+    return value
+
+
+def max_changes_from_env() -> int:
+    """``LEAD_SCORING_SYNC_MAX_CHANGES`` (default 50,000; 0 = no limit)."""
+    return _env_int("LEAD_SCORING_SYNC_MAX_CHANGES", DEFAULT_MAX_CHANGES, 0)
+
+
+def concurrency_from_env() -> int:
+    """``LEAD_SCORING_SYNC_CONCURRENCY`` (default 8): batches in flight at once. With a batch
+    call taking a few hundred milliseconds, one at a time would leave most of the rate limit
+    unused; the client's rate limiter, not this number, decides how fast calls go out."""
+    return _env_int("LEAD_SCORING_SYNC_CONCURRENCY", DEFAULT_CONCURRENCY, 1)
+
+
+def max_attempts_from_env() -> int:
+    """``LEAD_SCORING_SYNC_MAX_ATTEMPTS`` (default 5): runs in a row the CRM may refuse the same
+    payload of a contact before the sync gives up on it (until the payload changes)."""
+    return _env_int("LEAD_SCORING_SYNC_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1)
+
+
+# The values written per scoring model, each named ``<crm_property_prefix>_<suffix>``
+# (scoring_models.csv); a target maps the names to its own fields.
+SUFFIXES = (
+    "score",
+    "band",
+    "fit_grade",
+    "mql",
+    "mql_date",
+    "sql",
+    "sql_date",
+    "top_reasons",
+    "ruleset_version",
+    "scored_at",
+)
+# Not part of the change test: a new scoring time alone is not a change worth a CRM write.
+UNHASHED = ("scored_at",)
+
+
+def crm_payload(prefix: str, score: dict[str, Any]) -> dict[str, str]:
+    """A score row as the CRM's property values (strings; ``""`` clears a value)."""
+
+    def text(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if isinstance(value, date):
+            return value.isoformat()
+        return str(value)
+
+    values = {
+        "score": score["total_score"],
+        "band": score["band"],
+        "fit_grade": score["fit_grade"],
+        "mql": bool(score["is_mql"]),
+        "mql_date": score["mql_date"],
+        "sql": bool(score["is_sql"]),
+        "sql_date": score["sql_date"],
+        "top_reasons": score["top_reasons"],
+        "ruleset_version": score["ruleset_version"],
+        "scored_at": score["scored_at"],
+    }
+    return {f"{prefix}_{suffix}": text(value) for suffix, value in values.items()}
+
+
+@dataclass(frozen=True)
+class Change:
+    lead_id: str
+    scoring_model_id: str
+    payload: dict[str, str]
+    payload_hash: str
+    previous_payload: dict[str, str] | None = None
+
+
+@dataclass
+class Answer:
+    """What the CRM said to one batch: refused lead ids with (category, message), and how
+    many extra requests isolating bad records took."""
+
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
+    splits: int = 0
+
+
+Record = tuple[str, dict[str, str]]  # lead id, its values (the payloads of all its changes)
+
+
+class Target(Protocol):
+    """A CRM the engine writes to. ``write`` runs in sender threads, several at once."""
+
+    name: str  # the ledger's key: 'hubspot', 'salesforce'
+    batch_size: int  # leads per write
+    gone: frozenset[str]  # error categories meaning the lead is no longer there to update
+
+    def counters(self) -> tuple[int, int, int]:
+        """Requests made, retries, rate-limited answers so far."""
+        ...
+
+    def prepare(self, prefixes: list[str]) -> None:
+        """Make sure the fields of these scoring models exist (before the first write)."""
+        ...
+
+    def write(self, records: list[Record]) -> Answer:
+        """Write one batch; raises when the CRM cannot be reached or refuses it whole."""
+        ...
+
+    def read_back(self, lead_ids: list[str], names: list[str]) -> dict[str, dict[str, str]]:
+        """What the CRM holds for these leads (``""`` for empty), by lead id; leads it does
+        not have are left out."""
+        ...
+
+
+@dataclass
+class SyncResult:
+    sync_run_id: str
+    as_of: date
+    dry_run: bool
+    crm: str = "hubspot"
+    scores_considered: int = 0
+    changed: int = 0
+    sent: int = 0
+    accepted: int = 0
+    not_found: int = 0
+    failed: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    seconds: float = 0.0
+    failures: dict[str, str] = field(default_factory=dict)
+    gave_up: int = 0
+    split_batches: int = 0
+    reconciled: int = 0  # in flight when an earlier run died, found applied in the CRM
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+    def summary(self) -> str:
+        mode = "dry run: would send" if self.dry_run else "sent"
+        return (
+            f"{self.crm} sync for {self.as_of}: {self.scores_considered} scores, "
+            f"{self.changed} changed, "
+            f"{mode} {self.sent} ({self.accepted} accepted, {self.not_found} not found, "
+            f"{self.failed} failed, {self.gave_up} given up) in {self.requests} requests "
+            f"({self.retries} retries, {self.split_batches} refused batches split, "
+            f"{self.rate_limited} rate-limited) in {self.seconds:.1f}s"
+        )
+
+
+def payload_hash(payload: dict[str, str]) -> str:
+    """What decides whether the CRM needs a write: every value but the scoring time."""
+    kept = {k: v for k, v in payload.items() if not k.endswith(UNHASHED)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+
+
+def _changes(conn: psycopg.Connection[Any], as_of: date, crm: str) -> Iterator[Change | None]:
+    """Every score of the as-of date: the change to send, or None when the CRM already has it."""
+    query = f"""
+        select
+            scores.lead_id,
+            scores.scoring_model_id,
+            scores.total_score,
+            scores.band,
+            scores.fit_grade,
+            scores.is_mql,
+            scores.mql_date,
+            scores.is_sql,
+            scores.sql_date,
+            scores.top_reasons,
+            scores.ruleset_version,
+            scores.scored_at,
+            models.crm_property_prefix,
+            ledger.payload_hash,
+            ledger.status,
+            ledger.payload,
+            ledger.failed_payload_hash
+        from {MARTS}.fct_lead_scores as scores
+        inner join {RULES}.scoring_models as models
+            on scores.scoring_model_id = models.scoring_model_id
+        left join {OPS}.crm_sync_ledger as ledger
+            on
+                ledger.crm = %s
+                and scores.lead_id = ledger.lead_id
+                and scores.scoring_model_id = ledger.scoring_model_id
+        where scores.as_of_date = %s
+        order by scores.lead_id, scores.scoring_model_id
+    """
+    with conn.cursor(name="sync_scores") as cursor:
+        cursor.itersize = 5000
+        cursor.execute(query, (crm, as_of))
+        names = [column.name for column in cursor.description or []]
+        for values in cursor:
+            row = dict(zip(names, values, strict=True))
+            lead_id, model_id = row["lead_id"], row["scoring_model_id"]
+            last_hash, last_status = row["payload_hash"], row["status"]
+            last, refused = row["payload"], row["failed_payload_hash"]
+            payload = crm_payload(str(row["crm_property_prefix"]), row)
+            digest = payload_hash(payload)
+            if (
+                last_status == "not_found"
+                or digest == last_hash
+                or (last_status == "gave_up" and digest == refused)
+            ):
+                yield None
+            else:
+                yield Change(str(lead_id), str(model_id), payload, digest, last)
+
+
+def _record(
+    conn: psycopg.Connection[Any], changes: list[Change], status: str, result: SyncResult
+) -> None:
+    if not changes:
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f"""
+            insert into {OPS}.crm_sync_ledger (
+                crm, lead_id, scoring_model_id, payload, payload_hash, status, synced_at,
+                sync_run_id
+            )
+            values (%s, %s, %s, %s, %s, %s, now(), %s)
+            on conflict (crm, lead_id, scoring_model_id) do update set
+                payload = excluded.payload,
+                payload_hash = excluded.payload_hash,
+                status = excluded.status,
+                synced_at = excluded.synced_at,
+                sync_run_id = excluded.sync_run_id,
+                attempts = 0,
+                failed_payload_hash = null,
+                last_error = null
+            """,
+            [
+                (
+                    result.crm,
+                    c.lead_id,
+                    c.scoring_model_id,
+                    json.dumps(c.payload),
+                    c.payload_hash,
+                    status,
+                    result.sync_run_id,
+                )
+                for c in changes
+            ],
+        )
+
+
+def run_sync(
+    warehouse: WarehouseConfig,
+    target: Target,
+    as_of: date,
+    *,
+    dag_run_id: str | None = None,
+    dry_run: bool = False,
+    max_changes: int = DEFAULT_MAX_CHANGES,
+    approve_changes: bool = False,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> SyncResult:
+    """Send the as-of date's changed scores to ``target``, in its batch size, up to
+    ``concurrency`` batches at once (the target's client paces them to the rate limit).
+
+    The changes are counted before anything is sent: above ``max_changes`` (0 = no limit) the
+    run raises ``TooManyChanges`` and sends nothing, unless ``approve_changes``. A dry run
+    writes what it would send to ``crm_sync_dry_run_changes`` (with what the CRM holds now)."""
+    result = SyncResult(
+        sync_run_id=str(uuid.uuid4()),
+        as_of=as_of,
+        dry_run=dry_run,
+        crm=target.name,
+        max_attempts=max_attempts,
+    )
+    started = time.monotonic()
+    baseline = target.counters()
+
+    def measure() -> None:
+        result.seconds = time.monotonic() - started
+        now = target.counters()
+        result.requests = now[0] - baseline[0]
+        result.retries = now[1] - baseline[1]
+        result.rate_limited = now[2] - baseline[2]
+
+    with connect(warehouse, autocommit=True) as control:
+        ensure_landing_zone(control)
+        control.execute(SYNC_DDL)
+        for column, migration in (("attempts", LEDGER_MIGRATION), ("crm", TARGET_MIGRATION)):
+            if not control.execute(
+                "select 1 from information_schema.columns where table_schema = %s "
+                "and table_name = 'crm_sync_ledger' and column_name = %s",
+                (OPS, column),
+            ).fetchone():
+                control.execute(migration)
+        control.execute(
+            f"insert into {OPS}.crm_sync_runs "
+            "(sync_run_id, crm, dag_run_id, as_of_date, dry_run, status) "
+            "values (%s, %s, %s, %s, %s, 'running')",
+            (result.sync_run_id, target.name, dag_run_id, as_of, dry_run),
+        )
+        try:
+            with connect(warehouse) as reader, connect(warehouse) as writer:
+                if not dry_run:
+                    _reconcile_in_flight(writer, target, result)
+                # The changes are read twice, counted first and then streamed to the CRM, so
+                # memory stays flat however many there are; one snapshot serves both passes.
+                reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                prefixes = [
+                    str(row[0])
+                    for row in reader.execute(
+                        f"select crm_property_prefix from {RULES}.scoring_models"
+                    )
+                ]
+                leads: set[str] = set()
+                for change in _changes(reader, as_of, target.name):
+                    result.scores_considered += 1
+                    if change is not None:
+                        result.changed += 1
+                        leads.add(change.lead_id)
+                changed_leads = len(leads)
+                del leads
+                changes = (c for c in _changes(reader, as_of, target.name) if c is not None)
+                if dry_run:
+                    _keep_dry_run(writer, changes, result.sync_run_id)
+                    result.sent = changed_leads  # leads it would write
+                elif max_changes and result.changed > max_changes:
+                    if not approve_changes:
+                        raise TooManyChanges(
+                            f"{result.changed:,} scores changed, more than the "
+                            f"{max_changes:,} a run may send without approval "
+                            "(LEAD_SCORING_SYNC_MAX_CHANGES); nothing was sent. Check the "
+                            "ruleset and the scores, then re-run with approve_large_sync"
+                        )
+                    log.warning(
+                        "%d changes, above the limit of %d: approved for this run",
+                        result.changed,
+                        max_changes,
+                    )
+                if not dry_run:
+                    target.prepare(prefixes)
+                    log.info(
+                        "sending %d changes of %d leads to %s, %d batches at a time",
+                        result.changed,
+                        changed_leads,
+                        target.name,
+                        concurrency,
+                    )
+                    _send_all(
+                        writer,
+                        target,
+                        _batches(changes, target.batch_size),
+                        result,
+                        concurrency,
+                        changed_leads,
+                    )
+        except BaseException as exc:
+            measure()
+            _record_run(control, result, exc)
+            raise
+        measure()
+        _record_run(control, result, None)
+    log.info("%s", result.summary())
+    return result
+
+
+def _record_refused(
+    conn: psycopg.Connection[Any], refused: list[tuple[Change, str]], result: SyncResult
+) -> list[tuple[Change, int]]:
+    """Count a refusal of each change's payload (in a row, for the same payload); at
+    ``max_attempts`` the lead and model are given up on until their payload changes. What the
+    CRM accepted before is kept. Returns the changes given up on now, with their attempts."""
+    gave_up: list[tuple[Change, int]] = []
+    for change, error in refused:
+        row = conn.execute(
+            f"""
+            insert into {OPS}.crm_sync_ledger as ledger (
+                crm, lead_id, scoring_model_id, status, synced_at, sync_run_id,
+                attempts, failed_payload_hash, last_error
+            )
+            values (
+                %(crm)s, %(lead)s, %(model)s, %(status)s, now(), %(run)s, 1, %(hash)s, %(error)s
+            )
+            on conflict (crm, lead_id, scoring_model_id) do update set
+                attempts = case when ledger.failed_payload_hash = excluded.failed_payload_hash
+                    then ledger.attempts + 1 else 1 end,
+                status = case when (case when ledger.failed_payload_hash
+                    = excluded.failed_payload_hash then ledger.attempts + 1 else 1 end)
+                    >= %(max)s then 'gave_up' else 'failing' end,
+                failed_payload_hash = excluded.failed_payload_hash,
+                last_error = excluded.last_error,
+                synced_at = excluded.synced_at,
+                sync_run_id = excluded.sync_run_id
+            returning status, attempts
+            """,
+            {
+                "crm": result.crm,
+                "lead": change.lead_id,
+                "model": change.scoring_model_id,
+                "status": "gave_up" if result.max_attempts <= 1 else "failing",
+                "run": result.sync_run_id,
+                "hash": change.payload_hash,
+                "error": error[:2000],
+                "max": result.max_attempts,
+            },
+        ).fetchone()
+        if row and row[0] == "gave_up":
+            gave_up.append((change, int(row[1])))
+    return gave_up
+
+
+def _land(conn: psycopg.Connection[Any], changes: list[Change], crm: str) -> None:
+    """The batch's answer is recorded: it is no longer in flight."""
+    conn.cursor().executemany(
+        f"delete from {OPS}.crm_sync_in_flight "
+        "where crm = %s and lead_id = %s and scoring_model_id = %s",
+        [(crm, c.lead_id, c.scoring_model_id) for c in changes],
+    )
+
+
+def _reconcile_in_flight(conn: psycopg.Connection[Any], target: Target, result: SyncResult) -> None:
+    """Settle the batches an earlier run died with: read those leads back from the CRM and
+    record as accepted every change the CRM already holds, so it is not sent twice. The others
+    stay changes and are sent by this run."""
+    rows = conn.execute(
+        f"select lead_id, scoring_model_id, payload, payload_hash from {OPS}.crm_sync_in_flight "
+        "where crm = %s order by lead_id, scoring_model_id",
+        (target.name,),
+    ).fetchall()
+    conn.commit()
+    if not rows:
+        return
+    flying = [Change(str(r[0]), str(r[1]), dict(r[2]), str(r[3])) for r in rows]
+    log.warning(
+        "%d changes were in flight when an earlier sync stopped: checking the CRM", len(rows)
+    )
+    names = sorted({name for c in flying for name in c.payload})
+    leads = sorted({c.lead_id for c in flying})
+    held = target.read_back(leads, names)
+    applied = [
+        c
+        for c in flying
+        if c.lead_id in held
+        and all(
+            (held[c.lead_id].get(name) or "") == value
+            for name, value in c.payload.items()
+            if not name.endswith(UNHASHED)
+        )
+    ]
+    with conn.transaction():
+        _record(conn, applied, "accepted", result)
+        _land(conn, flying, result.crm)
+    result.reconciled = len(applied)
+    log.warning(
+        "%d of them the CRM already holds (recorded, not sent again); %d will be sent",
+        len(applied),
+        len(flying) - len(applied),
+    )
+
+
+def _keep_dry_run(
+    conn: psycopg.Connection[Any], changes: Iterable[Change], sync_run_id: str
+) -> None:
+    """What the dry run would send, into ``crm_sync_dry_run_changes`` (COPY), and a sample in
+    the log."""
+    kept = 0
+    with (
+        conn.transaction(),
+        conn.cursor() as cursor,
+        cursor.copy(
+            f"copy {OPS}.crm_sync_dry_run_changes "
+            "(sync_run_id, lead_id, scoring_model_id, payload, previous_payload) from stdin"
+        ) as copy,
+    ):
+        for c in changes:
+            previous = json.dumps(c.previous_payload) if c.previous_payload else None
+            copy.write_row(
+                (sync_run_id, c.lead_id, c.scoring_model_id, json.dumps(c.payload), previous)
+            )
+            if kept < 5:
+                log.info("dry run: lead %s: %s -> %s", c.lead_id, c.previous_payload, c.payload)
+            kept += 1
+    log.info(
+        "dry run: %d changes kept in %s.crm_sync_dry_run_changes (sync_run_id %s)",
+        kept,
+        OPS,
+        sync_run_id,
+    )
+
+
+Batch = dict[str, list[Change]]  # lead id -> its changes (one per scoring model)
+
+
+def _batches(changes: Iterable[Change], size: int) -> Iterator[Batch]:
+    """Up to ``size`` leads per batch; a lead's changes go in one record of one batch."""
+    pending: Batch = {}
+    for change in changes:
+        if change.lead_id not in pending and len(pending) == size:
+            yield pending
+            pending = {}
+        pending.setdefault(change.lead_id, []).append(change)
+    if pending:
+        yield pending
+
+
+def _records(pending: Batch) -> list[Record]:
+    return [
+        (lead_id, {k: v for c in changes for k, v in c.payload.items()})
+        for lead_id, changes in pending.items()
+    ]
+
+
+def _flying(pending: Batch) -> list[Change]:
+    return [c for changes in pending.values() for c in changes]
+
+
+def _send_all(
+    conn: psycopg.Connection[Any],
+    target: Target,
+    batches: Iterator[Batch],
+    result: SyncResult,
+    concurrency: int,
+    total: int,
+) -> None:
+    """Send the batches, ``concurrency`` at a time. Threads only talk to the CRM: this thread
+    writes each batch ahead before it leaves and records each answer as it comes back.
+
+    When a batch fails for good (or the run is interrupted), nothing more is sent; batches not
+    yet started are withdrawn, those already out are recorded as they answer, then the error
+    is raised. A batch whose answer never gets recorded stays in flight for the next run."""
+    running: dict[Future[Answer], Batch] = {}
+    reported = time.monotonic()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="crm-sync") as pool:
+        try:
+            for pending in batches:
+                while len(running) >= concurrency:
+                    _settle(conn, running, result, target.gone)
+                if time.monotonic() - reported >= PROGRESS_SECONDS:
+                    reported = time.monotonic()
+                    log.info(
+                        "sent %d of %d leads (%.0f%%): %d accepted, %d refused or missing",
+                        result.sent,
+                        total,
+                        100 * result.sent / max(total, 1),
+                        result.accepted,
+                        result.failed + result.not_found,
+                    )
+                _write_ahead(conn, pending, result)
+                running[pool.submit(target.write, _records(pending))] = pending
+            while running:
+                _settle(conn, running, result, target.gone)
+        except BaseException:
+            withdrawn = [f for f in running if f.cancel()]
+            with conn.transaction():
+                for future in withdrawn:
+                    pending = running.pop(future)
+                    result.sent -= len(pending)
+                    _land(conn, _flying(pending), result.crm)
+            wait(list(running))
+            for future, pending in running.items():
+                if future.exception() is None:
+                    _record_answer(conn, pending, future.result(), result, target.gone)
+            raise
+
+
+def _settle(
+    conn: psycopg.Connection[Any],
+    running: dict[Future[Answer], Batch],
+    result: SyncResult,
+    gone: frozenset[str],
+) -> None:
+    """Wait for the next answers and record them; a batch that failed for good raises here."""
+    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+    for future in done:
+        answer = future.result()
+        _record_answer(conn, running.pop(future), answer, result, gone)
+
+
+def _write_ahead(conn: psycopg.Connection[Any], pending: Batch, result: SyncResult) -> None:
+    """Commit the batch's changes to ``crm_sync_in_flight`` before the request leaves."""
+    result.sent += len(pending)
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.executemany(
+            f"insert into {OPS}.crm_sync_in_flight "
+            "(crm, lead_id, scoring_model_id, payload, payload_hash, sync_run_id, sent_at) "
+            "values (%s, %s, %s, %s, %s, %s, now()) "
+            "on conflict (crm, lead_id, scoring_model_id) do update set "
+            "payload = excluded.payload, "
+            "payload_hash = excluded.payload_hash, sync_run_id = excluded.sync_run_id, "
+            "sent_at = excluded.sent_at",
+            [
+                (result.crm, c.lead_id, c.scoring_model_id, json.dumps(c.payload),
+                 c.payload_hash, result.sync_run_id)
+                for c in _flying(pending)
+            ],
+        )  # fmt: skip
+
+
+def _record_answer(
+    conn: psycopg.Connection[Any],
+    pending: Batch,
+    answer: Answer,
+    result: SyncResult,
+    gone: frozenset[str],
+) -> None:
+    """Record one batch's answer in the ledger and take it out of flight, in one commit."""
+    failed = answer.refused
+    result.split_batches += answer.splits
+    accepted = [c for lead_id, changes in pending.items() if lead_id not in failed for c in changes]
+    missing = [
+        c
+        for lead_id, changes in pending.items()
+        if failed.get(lead_id, ("",))[0] in gone
+        for c in changes
+    ]
+    refused = [
+        (c, f"{category}: {message}")
+        for lead_id, (category, message) in failed.items()
+        if category not in gone
+        for c in pending.get(lead_id, [])
+    ]
+    with conn.transaction():
+        _record(conn, accepted, "accepted", result)
+        _record(conn, missing, "not_found", result)
+        gave_up = _record_refused(conn, refused, result)
+        _land(conn, _flying(pending), result.crm)
+    result.accepted += len(pending) - len(failed)
+    for lead_id, (category, message) in failed.items():
+        if category in gone:
+            result.not_found += 1
+            log.warning(
+                "%s no longer has lead %s (%s: %s); recorded, not retried",
+                result.crm,
+                lead_id,
+                category,
+                message,
+            )
+        else:
+            result.failed += 1
+            result.failures[lead_id] = f"{category}: {message}"
+            log.warning("%s refused lead %s (%s: %s)", result.crm, lead_id, category, message)
+    for change, attempts in gave_up:
+        result.gave_up += 1
+        log.error(
+            "gave up on lead %s, model %s after %d refusals in a row (last error in "
+            "crm_sync_ledger.last_error); it is sent again when its score changes",
+            change.lead_id,
+            change.scoring_model_id,
+            attempts,
+        )
+
+
+def _record_run(
+    control: psycopg.Connection[Any], result: SyncResult, error: BaseException | None
+) -> None:
+    """The run's metrics row: what changed, was sent, accepted, failed, and what it cost."""
+    control.execute(
+        f"""
+        update {OPS}.crm_sync_runs set
+            status = %s, finished_at = now(), scores_considered = %s, changed = %s, sent = %s,
+            accepted = %s, not_found = %s, failed = %s, requests = %s, retries = %s,
+            rate_limited = %s, duration_seconds = %s, error = %s
+        where sync_run_id = %s
+        """,
+        (
+            "failed" if error else "succeeded",
+            result.scores_considered,
+            result.changed,
+            result.sent,
+            result.accepted,
+            result.not_found,
+            result.failed,
+            result.requests,
+            result.retries,
+            result.rate_limited,
+            round(result.seconds, 3),
+            f"{type(error).__name__}: {error}"[:2000] if error else None,
+            result.sync_run_id,
+        ),
+    )
