@@ -535,5 +535,6 @@ def test_batches_go_out_concurrently_inside_the_rate_limit(warehouse: WarehouseC
     assert {k: (int(v["dw_lead_score"]), v["dw_lead_band"]) for k, v in held.items()} == scores
     assert writes == (30, 3000)
     assert 1 < client.most <= 6
-    assert result.rate_limited == 0 and result.retries == 0
+    assert result.rate_limited == 0
+    assert result.retries == 0
     assert client.limiter.waited_seconds > 0  # the limiter, not latency, held calls back

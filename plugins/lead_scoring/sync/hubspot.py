@@ -25,7 +25,6 @@ from lead_scoring.sync.engine import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_CHANGES,
-    SUFFIXES,
     Answer,
     Record,
     SyncResult,
