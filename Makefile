@@ -45,7 +45,7 @@ test: $(STAMP) lint  ## lint, type-check and run the whole test suite
 unit: $(STAMP)  ## only the fast tests (no servers)
 	$(BIN)/pytest -m "not integration and not e2e"
 
-bench: $(STAMP)  ## benchmarks (extraction memory, load rate vs COPY, scoring build full vs 1% new) into BENCHMARKS.md
+bench: $(STAMP)  ## benchmarks (extraction memory, load rate vs COPY, scoring build full vs 1% new, sync at the rate limit) into BENCHMARKS.md
 	$(BIN)/python -m lead_scoring.bench $(BENCH_ARGS)
 
 lint: $(STAMP)  ## ruff, mypy on the package, sqlfluff on the dbt models

@@ -1,5 +1,6 @@
 """Benchmarks, written to BENCHMARKS.md (``make bench``): the extract side here, the scoring
-build in ``lead_scoring.bench_scoring`` (``--only sources|scoring`` runs one of them).
+build in ``lead_scoring.bench_scoring``, the CRM sync in ``lead_scoring.bench_sync``
+(``--only sources|scoring|sync`` runs one of them).
 
 Measured on the embedded PostgreSQL and the CRM sandbox, each stage in its own Python process
 so its peak RSS is its own:

@@ -23,6 +23,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 WAREHOUSE_CONN_ID = os.environ.get("LEAD_SCORING_WAREHOUSE_CONN_ID", "warehouse")
 CRM_CONN_ID = os.environ.get("LEAD_SCORING_CRM_CONN_ID", "crm")
+SALESFORCE_CONN_ID = os.environ.get("LEAD_SCORING_SALESFORCE_CONN_ID", "salesforce")
+SYNC_TARGETS = ("hubspot", "salesforce")
 HUBSPOT_BASE_URL = "https://api.hubapi.com"
 
 
@@ -214,3 +216,57 @@ def crm_config(conn_id: str = CRM_CONN_ID, *, via_airflow: bool = False) -> CrmC
         port = f":{doc['port']}" if doc.get("port") else ""
         host = f"{scheme}://{host}{port}"
     return CrmConfig(base_url=host.rstrip("/"), token=str(token))
+
+
+@dataclass(frozen=True)
+class SalesforceConfig:
+    """How to reach a Salesforce org's Bulk API 2.0 (the sync's second target)."""
+
+    instance_url: str
+    token: str = field(repr=False)
+    external_id: str = "DW_Lead_Key__c"
+    api_version: str = "60.0"
+    batch_size: int = 10_000
+
+
+def salesforce_config(
+    conn_id: str = SALESFORCE_CONN_ID, *, via_airflow: bool = False
+) -> SalesforceConfig:
+    """The org from a connection: ``host`` = the instance URL, ``password`` = an OAuth access
+    token; ``extra`` may set ``external_id`` (default ``DW_Lead_Key__c``), ``api_version``
+    (``60.0``) and ``batch_size`` (leads per ingest job, 10,000)."""
+    doc = _resolve(conn_id, via_airflow)
+    host, token = doc.get("host"), doc.get("password")
+    if not host or not token:
+        raise ConfigError(
+            f"connection '{conn_id}' needs the org's instance URL as host and an OAuth access "
+            "token as password"
+        )
+    extra = doc.get("extra") or {}
+    if isinstance(extra, str):
+        extra = json.loads(extra) if extra.strip() else {}
+    url = str(host) if "://" in str(host) else f"https://{host}"
+    try:
+        batch_size = int(extra.get("batch_size", 10_000))
+    except (TypeError, ValueError):
+        raise ConfigError(f"connection '{conn_id}': batch_size must be a whole number") from None
+    if not 1 <= batch_size <= 150_000:
+        raise ConfigError(f"connection '{conn_id}': batch_size must be 1..150000")
+    return SalesforceConfig(
+        instance_url=url.rstrip("/"),
+        token=str(token),
+        external_id=str(extra.get("external_id") or "DW_Lead_Key__c"),
+        api_version=str(extra.get("api_version") or "60.0"),
+        batch_size=batch_size,
+    )
+
+
+def sync_target_from_env() -> str:
+    """``LEAD_SCORING_SYNC_TARGET``: the CRM the sync writes to, ``hubspot`` (default) or
+    ``salesforce``."""
+    target = (os.environ.get("LEAD_SCORING_SYNC_TARGET") or "hubspot").strip().lower()
+    if target not in SYNC_TARGETS:
+        raise ConfigError(
+            f"LEAD_SCORING_SYNC_TARGET must be one of {', '.join(SYNC_TARGETS)}, got {target!r}"
+        )
+    return target

@@ -170,19 +170,39 @@ def sync_scores(
     dry_run: bool = False,
     approve_changes: bool = False,
 ) -> dict[str, Any]:
-    """Send changed scores to the CRM (at most ``LEAD_SCORING_SYNC_MAX_CHANGES`` unless the
-    run approves more)."""
-    from lead_scoring.sync.hubspot import (
+    """Send changed scores to the CRM ``LEAD_SCORING_SYNC_TARGET`` names (HubSpot by default;
+    at most ``LEAD_SCORING_SYNC_MAX_CHANGES`` unless the run approves more)."""
+    from contextlib import ExitStack
+
+    from lead_scoring.config import salesforce_config, sync_target_from_env
+    from lead_scoring.sync.engine import (
+        Target,
         concurrency_from_env,
         max_attempts_from_env,
         max_changes_from_env,
+        run_sync,
     )
-    from lead_scoring.sync.hubspot import sync_scores as run_sync
 
-    with _hubspot_client() as client:
+    with ExitStack() as stack:
+        target: Target
+        if sync_target_from_env() == "salesforce":
+            from lead_scoring.crm.salesforce import SalesforceBulkClient
+            from lead_scoring.sync.salesforce import SalesforceTarget
+
+            org = salesforce_config(via_airflow=True)
+            client = stack.enter_context(
+                SalesforceBulkClient(org.instance_url, org.token, api_version=org.api_version)
+            )
+            target = SalesforceTarget(
+                client, external_id=org.external_id, batch_size=org.batch_size
+            )
+        else:
+            from lead_scoring.sync.hubspot import HubSpotTarget
+
+            target = HubSpotTarget(stack.enter_context(_hubspot_client()))
         result = run_sync(
             warehouse_config(via_airflow=True),
-            client,
+            target,
             parse_as_of(as_of),
             dag_run_id=run_id,
             dry_run=dry_run,

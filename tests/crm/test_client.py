@@ -86,3 +86,12 @@ def test_token_never_appears_in_errors(sandbox: Sandbox) -> None:
         client.get_contact_property("email")
     assert secret not in str(error.value)
     assert secret not in repr(error.value.body)
+
+
+def test_timeouts_are_retried_then_reported() -> None:
+    # Every answer takes 400 ms; the client waits 100 ms: each attempt times out.
+    slow = Sandbox(port=0, token="t", faults=Faults(latency_ms=400))
+    client = HubSpotClient(slow.url, slow.token, timeout=0.1, max_attempts=3, sleep=lambda _: None)
+    with slow, client, pytest.raises(HubSpotError, match=r"after 3 attempts \(ReadTimeout"):
+        client.get_contact_property("email")
+    assert (client.stats.requests, client.stats.retries) == (3, 2)

@@ -89,6 +89,7 @@ def test_second_sync_with_nothing_changed_writes_nothing(
         again = sync_scores(warehouse, client, AS_OF)
     assert (again.scores_considered, again.changed, again.sent) == (30, 0, 0)
     assert crm_writes(sandbox) == before
+    assert again.requests == 0  # not even the property checks: no quota spent
 
 
 def test_only_changed_leads_are_sent(warehouse: WarehouseConfig, sandbox: Sandbox) -> None:

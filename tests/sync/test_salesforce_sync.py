@@ -169,3 +169,53 @@ def test_the_client_reports_salesforce_errors_in_their_shape(org: SalesforceSand
 
 def test_targets_write_the_same_values() -> None:
     assert tuple(hubspot.PROPERTIES) == tuple(salesforce.FIELD_TYPES)
+
+
+def test_the_dag_task_syncs_to_salesforce_when_configured(
+    warehouse: WarehouseConfig, org: SalesforceSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from lead_scoring import tasks
+
+    seed_leads(org, 30)
+    setup_scores(warehouse, {str(i): (75, "hot") for i in range(1, 31)})
+    monkeypatch.setenv("LEAD_SCORING_SYNC_TARGET", "salesforce")
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse.to_airflow_json())
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SALESFORCE",
+        json.dumps(
+            {"conn_type": "http", "host": org.url, "password": org.token,
+             "extra": {"batch_size": 10}}
+        ),
+    )  # fmt: skip
+    summary = tasks.sync_scores(run_id="manual__1", as_of=AS_OF.isoformat())
+    assert (summary["crm"], summary["accepted"]) == ("salesforce", 30)
+    assert jobs_created(org) == 3
+    assert org.org.by_key("7")["dw_lead_band__c"] == "hot"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("value", ["pipedrive", "hub spot"])
+def test_unknown_sync_target_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from lead_scoring.config import ConfigError, sync_target_from_env
+
+    monkeypatch.setenv("LEAD_SCORING_SYNC_TARGET", value)
+    with pytest.raises(ConfigError, match="hubspot, salesforce"):
+        sync_target_from_env()
+
+
+def test_salesforce_connection_needs_a_url_and_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lead_scoring.config import ConfigError, salesforce_config
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SALESFORCE", '{"conn_type": "http", "host": "x.my.salesforce.com"}'
+    )
+    with pytest.raises(ConfigError, match="OAuth access token"):
+        salesforce_config()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SALESFORCE",
+        '{"conn_type": "http", "host": "acme.my.salesforce.com", "password": "s3cret"}',
+    )
+    config = salesforce_config()
+    assert config.instance_url == "https://acme.my.salesforce.com"
+    assert "s3cret" not in repr(config)

@@ -312,8 +312,12 @@ def payload_hash(payload: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
-def _changes(conn: psycopg.Connection[Any], as_of: date, crm: str) -> Iterator[Change | None]:
-    """Every score of the as-of date: the change to send, or None when the CRM already has it."""
+def _changes(
+    conn: psycopg.Connection[Any], as_of: date, crm: str, *, previous: bool = False
+) -> Iterator[Change | None]:
+    """Every score of the as-of date: the change to send, or None when the CRM already has it.
+    ``previous``: with the payload the CRM last accepted (for a dry run's report; parsing it
+    costs about as much as the rest of the row)."""
     query = f"""
         select
             scores.lead_id,
@@ -331,7 +335,7 @@ def _changes(conn: psycopg.Connection[Any], as_of: date, crm: str) -> Iterator[C
             models.crm_property_prefix,
             ledger.payload_hash,
             ledger.status,
-            ledger.payload,
+            {"ledger.payload" if previous else "null::jsonb"} as payload,
             ledger.failed_payload_hash
         from {MARTS}.fct_lead_scores as scores
         inner join {RULES}.scoring_models as models
@@ -467,15 +471,18 @@ def run_sync(
                         f"select crm_property_prefix from {RULES}.scoring_models"
                     )
                 ]
-                leads: set[str] = set()
-                for change in _changes(reader, as_of, target.name):
+                changed_leads, last_lead = 0, None
+                for change in _changes(reader, as_of, target.name):  # ordered by lead
                     result.scores_considered += 1
                     if change is not None:
                         result.changed += 1
-                        leads.add(change.lead_id)
-                changed_leads = len(leads)
-                del leads
-                changes = (c for c in _changes(reader, as_of, target.name) if c is not None)
+                        changed_leads += change.lead_id != last_lead
+                        last_lead = change.lead_id
+                changes = (
+                    c
+                    for c in _changes(reader, as_of, target.name, previous=dry_run)
+                    if c is not None
+                )
                 if dry_run:
                     _keep_dry_run(writer, changes, result.sync_run_id)
                     result.sent = changed_leads  # leads it would write
@@ -492,7 +499,7 @@ def run_sync(
                         result.changed,
                         max_changes,
                     )
-                if not dry_run:
+                if not dry_run and result.changed:  # nothing changed: not one CRM call
                     target.prepare(prefixes)
                     log.info(
                         "sending %d changes of %d leads to %s, %d batches at a time",
