@@ -56,6 +56,7 @@ class Org:
         self.fields = {**STANDARD_FIELDS, external_id: "text", **fields}
         self.external_id = external_id
         self.leads: dict[str, dict[str, Any]] = {}
+        self._keyed: dict[str, str] = {}  # external id -> Salesforce id
         self.jobs: dict[str, dict[str, Any]] = {}
         self.requests: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -66,14 +67,15 @@ class Org:
             for values in leads:
                 lead_id = "00Q" + secrets.token_hex(6)
                 self.leads[lead_id] = {"Id": lead_id, "IsConverted": False, **values}
+                if values.get(self.external_id):
+                    self._keyed[str(values[self.external_id])] = lead_id
                 ids.append(lead_id)
         return ids
 
     def by_key(self, key: str) -> dict[str, Any] | None:
         with self.lock:
-            return next(
-                (dict(v) for v in self.leads.values() if v.get(self.external_id) == key), None
-            )
+            lead = self.leads.get(self._keyed.get(key, ""))
+            return dict(lead) if lead is not None else None
 
     # ------------------------------------------------------------------ ingest
     def create_job(self, body: Any) -> dict[str, Any]:
@@ -184,11 +186,7 @@ class Org:
             if error:
                 failed.append({"sf__Id": "", "sf__Error": error, **values})
             else:
-                lead = next(
-                    v
-                    for v in self.leads.values()
-                    if v.get(self.external_id) == values[self.external_id]
-                )
+                lead = self.leads[self._keyed[values[self.external_id]]]
                 created = lead.pop("_created", False)
                 successful.append(
                     {"sf__Id": lead["Id"], "sf__Created": str(created).lower(), **values}
@@ -215,7 +213,7 @@ class Org:
                     f"INVALID_TYPE_ON_FIELD_IN_RECORD:{name}: value not of required type: "
                     f"{raw}:{name} --"
                 )
-        lead = next((v for v in self.leads.values() if v.get(self.external_id) == key), None)
+        lead = self.leads.get(self._keyed.get(key, ""))
         if lead is None:
             missing = [f for f in ("LastName", "Company") if not converted.get(f)]
             if missing:
@@ -226,6 +224,7 @@ class Org:
             lead_id = "00Q" + secrets.token_hex(6)
             self.leads[lead_id] = {"Id": lead_id, "IsConverted": False, **converted}
             self.leads[lead_id]["_created"] = True
+            self._keyed[key] = lead_id
             return None
         if lead.get("IsConverted"):
             return "CANNOT_UPDATE_CONVERTED_LEAD:cannot reference converted lead:--"

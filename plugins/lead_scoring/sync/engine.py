@@ -297,7 +297,7 @@ class SyncResult:
     def summary(self) -> str:
         mode = "dry run: would send" if self.dry_run else "sent"
         return (
-            f"{self.crm} sync for {self.as_of}: {self.scores_considered} scores, "
+            f"CRM sync for {self.as_of} ({self.crm}): {self.scores_considered} scores, "
             f"{self.changed} changed, "
             f"{mode} {self.sent} ({self.accepted} accepted, {self.not_found} not found, "
             f"{self.failed} failed, {self.gave_up} given up) in {self.requests} requests "
