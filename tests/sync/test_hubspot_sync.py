@@ -112,6 +112,38 @@ def test_only_changed_leads_are_sent(warehouse: WarehouseConfig, sandbox: Sandbo
     assert sandbox.portal.get_contacts(["1"], None)["1"]["updatedAt"] == untouched_before
 
 
+def test_an_older_as_of_date_never_moves_the_crm_back_in_time(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    """A backfill (or a re-run of a past date) after a later date was synced rescores the past
+    in the warehouse but leaves the CRM holding the latest scores."""
+    seed_contacts(sandbox, 20)
+    setup_scores(warehouse, {str(i): (80, "hot") for i in range(1, 21)})
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        sync_scores(warehouse, client, AS_OF)
+        with psycopg.connect(warehouse.conninfo()) as conn:  # the same leads, a day earlier
+            conn.execute(
+                "insert into lead_scoring_marts.fct_lead_scores (lead_id, scoring_model_id, "
+                "as_of_date, total_score, band) select lead_id, scoring_model_id, "
+                "as_of_date - 1, 10, 'cold' from lead_scoring_marts.fct_lead_scores"
+            )
+        before = crm_writes(sandbox)
+        older = sync_scores(warehouse, client, date(2026, 5, 31))
+        assert older.skipped is not None
+        assert "2026-06-01" in older.skipped
+        assert (older.changed, older.sent, older.requests) == (0, 0, 0)
+        assert crm_writes(sandbox) == before
+        assert {v["dw_lead_band"] for v in crm_values(sandbox, ["1", "2"]).values()} == {"hot"}
+        dry = sync_scores(warehouse, client, date(2026, 5, 31), dry_run=True)
+        assert dry.skipped is None  # a dry run may still show what that date would change
+        assert dry.changed == 20
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        statuses = conn.execute(
+            "select status from lead_scoring_ops.crm_sync_runs order by started_at"
+        ).fetchall()
+    assert statuses == [("succeeded",), ("skipped",), ("succeeded",)]
+
+
 def test_contact_missing_in_crm_is_recorded_and_not_retried(
     warehouse: WarehouseConfig, sandbox: Sandbox
 ) -> None:

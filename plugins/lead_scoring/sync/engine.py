@@ -19,6 +19,10 @@ forever. A refused record is ``failing`` in the ledger (attempts, last error) an
 by the next runs; after ``max_attempts`` refusals in a row of the same payload it is
 ``gave_up`` until its payload changes. What the CRM accepted before is kept beside the failure.
 
+The CRM only moves forward in time: a run for an as-of date older than the newest one this
+CRM was synced with (a backfill, a re-run of a past day) is recorded as ``skipped`` and sends
+nothing, so it never overwrites today's scores with last month's.
+
 Before anything is sent the changes are counted: a run above ``max_changes`` fails with nothing
 sent unless approved; a dry run keeps what it would send in ``crm_sync_dry_run_changes``.
 Batches go out ``concurrency`` at a time from sender threads that only talk to the CRM (the
@@ -72,7 +76,7 @@ create table if not exists {OPS}.crm_sync_runs (
     dag_run_id text,
     as_of_date date not null,
     dry_run boolean not null,
-    status text not null check (status in ('running', 'succeeded', 'failed')),
+    status text not null check (status in ('running', 'succeeded', 'failed', 'skipped')),
     started_at timestamptz not null default now(),
     finished_at timestamptz,
     scores_considered integer not null default 0,
@@ -135,6 +139,13 @@ alter table {OPS}.crm_sync_in_flight add column if not exists crm text not null
 alter table {OPS}.crm_sync_in_flight drop constraint if exists crm_sync_in_flight_pkey;
 alter table {OPS}.crm_sync_in_flight add primary key (crm, lead_id, scoring_model_id);
 alter table {OPS}.crm_sync_runs add column if not exists crm text not null default 'hubspot';
+"""
+
+# A metrics table from before runs could be skipped accepts the new status.
+RUNS_STATUS_MIGRATION = f"""
+alter table {OPS}.crm_sync_runs drop constraint if exists crm_sync_runs_status_check;
+alter table {OPS}.crm_sync_runs add constraint crm_sync_runs_status_check
+    check (status in ('running', 'succeeded', 'failed', 'skipped'));
 """
 
 DEFAULT_MAX_CHANGES = 50_000
@@ -293,8 +304,11 @@ class SyncResult:
     split_batches: int = 0
     reconciled: int = 0  # in flight when an earlier run died, found applied in the CRM
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    skipped: str | None = None  # why nothing was even compared (an older as-of date)
 
     def summary(self) -> str:
+        if self.skipped:
+            return f"CRM sync for {self.as_of} ({self.crm}): skipped: {self.skipped}"
         mode = "dry run: would send" if self.dry_run else "sent"
         return (
             f"CRM sync for {self.as_of} ({self.crm}): {self.scores_considered} scores, "
@@ -452,12 +466,28 @@ def run_sync(
                 (OPS, column),
             ).fetchone():
                 control.execute(migration)
+        constraint = control.execute(
+            "select pg_get_constraintdef(oid) from pg_constraint "
+            "where conname = 'crm_sync_runs_status_check'"
+        ).fetchone()
+        if constraint and "skipped" not in str(constraint[0]):
+            control.execute(RUNS_STATUS_MIGRATION)
         control.execute(
             f"insert into {OPS}.crm_sync_runs "
             "(sync_run_id, crm, dag_run_id, as_of_date, dry_run, status) "
             "values (%s, %s, %s, %s, %s, 'running')",
             (result.sync_run_id, target.name, dag_run_id, as_of, dry_run),
         )
+        newer = None if dry_run else _newest_synced(control, target.name, as_of)
+        if newer:
+            result.skipped = (
+                f"the CRM holds scores as of {newer}, later than {as_of}: a backfill or a "
+                "re-run of a past date never moves the CRM back in time"
+            )
+            measure()
+            _record_run(control, result, None)
+            log.warning("%s", result.summary())
+            return result
         try:
             with connect(warehouse) as reader, connect(warehouse) as writer:
                 if not dry_run:
@@ -524,6 +554,17 @@ def run_sync(
         _record_run(control, result, None)
     log.info("%s", result.summary())
     return result
+
+
+def _newest_synced(conn: psycopg.Connection[Any], crm: str, as_of: date) -> date | None:
+    """The as-of date of the newest sync this CRM took, if it is later than ``as_of``."""
+    row = conn.execute(
+        f"select max(as_of_date) from {OPS}.crm_sync_runs "
+        "where crm = %s and status = 'succeeded' and not dry_run",
+        (crm,),
+    ).fetchone()
+    newest = row[0] if row else None
+    return newest if newest is not None and newest > as_of else None
 
 
 def _record_refused(
@@ -825,7 +866,7 @@ def _record_run(
         where sync_run_id = %s
         """,
         (
-            "failed" if error else "succeeded",
+            "failed" if error else "skipped" if result.skipped else "succeeded",
             result.scores_considered,
             result.changed,
             result.sent,
