@@ -1,6 +1,6 @@
 {#-
     Point-in-time scoring. `as_of_date()` is the date scores are computed as of (the var `as_of`,
-    YYYY-MM-DD, or the run's start date in UTC), and `as_of_cutoff()` the first instant after
+    YYYY-MM-DD, not after the run's start date in UTC, which is the default), and `as_of_cutoff()` the first instant after
     it: everything a model may use must have happened before the cutoff.
 -#}
 
@@ -12,6 +12,12 @@
     {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', as_of | string) -%}
         {{ exceptions.raise_compiler_error(
             "var 'as_of' must be a date like 2024-06-01, got '" ~ as_of ~ "'"
+        ) }}
+    {%- endif -%}
+    {%- if (as_of | string) > run_started_at.strftime('%Y-%m-%d') -%}
+        {{ exceptions.raise_compiler_error(
+            "var 'as_of' is " ~ as_of ~ ", after today (" ~ run_started_at.strftime('%Y-%m-%d')
+            ~ ", UTC): a score cannot be computed as of a day that has not happened"
         ) }}
     {%- endif -%}
     cast('{{ as_of }}' as date)

@@ -4,8 +4,11 @@
         incremental_strategy='delete+insert',
         unique_key='as_of_date',
         on_schema_change='fail',
+        full_refresh=(none if var('rebuild_score_history', false) else false),
     )
 }}
+-- A --full-refresh run leaves this table's past days alone (var rebuild_score_history: true
+-- rebuilds it, for an upgrade that changes its columns).
 -- The score ledger: one line per rule application behind each score in fct_lead_scores -
 -- an attribute rule that matched, an activity rule's cap window, a bonus, a decay, and the
 -- group-cap, decay-floor and clamp adjustments. For every lead, model and as-of date,

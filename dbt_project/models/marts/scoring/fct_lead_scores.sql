@@ -4,9 +4,12 @@
         incremental_strategy='delete+insert',
         unique_key='as_of_date',
         on_schema_change='fail',
+        full_refresh=(none if var('rebuild_score_history', false) else false),
         indexes=[{'columns': ['as_of_date', 'scoring_model_id']}],
     )
 }}
+-- A --full-refresh run leaves this table's past days alone (var rebuild_score_history: true
+-- rebuilds it, for an upgrade that changes its columns).
 -- Scores per lead x scoring model x as-of date: the four components, the clamped total, the
 -- band and fit grade, the MQL/SQL flags with the dates the lead first reached them, the top
 -- reasons (for the CRM) and the ruleset version. Re-running an as-of date replaces that
