@@ -1,35 +1,43 @@
 """
 ### Lead scoring
 
-Extracts contacts and email events from the CRM (HubSpot CRM v3) and web events from a Segment
-JSONL export into `raw_crm` / `raw_analytics`, validates what this run loaded with the Great
-Expectations `raw_gate` checkpoint (a failure stops dbt), builds the scores with dbt (Cosmos
-renders one task per dbt node, each a `dbt build` of that node with its tests), validates the
-day's scores and their drift from the last run with the `score_gate` checkpoint (a failure
-blocks the sync and leaves the CRM untouched), and writes changed scores back to the CRM.
+Scores every CRM contact in the warehouse and writes the changed scores back to the CRM. Each
+run covers one data interval of the schedule (hourly by default) and scores as of that
+interval's day, so the day's last run scores everything the day brought.
+
+- **extract**: `extract_contacts`, `extract_email_events`, `load_web_events`, side by side;
+  produce the `raw_crm.*` and `raw_analytics.*` assets.
+- **turn**: `take_turn` waits (without holding a worker slot) until no other run is past it:
+  a backfill runs several runs at once, and from here on runs build the same tables.
+- **raw gate**: `check_raw`, the GX `raw_gate` on this run's loads; a failure stops dbt.
+- **dbt**: `dbt_build.*`, one Cosmos task per model, seed and snapshot with its tests.
+- **score gate**: `check_scores`, the GX `score_gate` (checks and drift); a failure leaves the
+  CRM untouched; produces the `lead_scoring_marts.*` assets once they passed.
+- **sync**: `sync_crm`, changed scores only, at the CRM's rate limit; produces `crm.lead_scores`.
+- **publish**: `publish`, the run summary; produces `lead_scoring_ops.pipeline_runs`.
+
+A failed task writes a summary (stage, error, rows loaded, what did not run, task log and
+Data Docs) to `lead_scoring_ops.pipeline_runs` and its log; `publish` writes it for a run that
+went through.
 
 Connections: `warehouse` (postgres) and `crm` (http: host = API base URL, password = token).
 
-Extraction is incremental: contacts changed since the last committed watermark (HubSpot search),
-email events since then, and the export files that are new or changed. Re-running an interval
-reads the same window again and replaces that interval's event rows.
+Params (checked when the run is triggered): `as_of` scores as of another date (not after
+today); `full_refresh` re-reads every contact and export file and rebuilds dbt's incremental
+models from the raw tables (the score history of past days is kept); `dry_run` computes the CRM
+changes without writing them; `approve_score_drift` lets through scores that moved beyond the
+drift bounds (an intended ruleset change); `approve_large_sync` lets the sync send more than
+`LEAD_SCORING_SYNC_MAX_CHANGES` changes; `events_path` / `events_format` override where the
+web-analytics export is and its format.
 
-Params: `as_of` scores as of another date (default: the logical date); `full_refresh` re-reads
-every contact (list endpoint) and every export file; `events_path` (a folder or an fsspec URL)
-and `events_format` (`segment` or `ga4`) override `LEAD_SCORING_EVENTS_PATH` /
-`LEAD_SCORING_EVENTS_FORMAT`; `dry_run` computes the CRM changes without writing them;
-`approve_score_drift` lets through scores that moved beyond the drift bounds (an intended
-ruleset change). The bounds are `LEAD_SCORING_QUALITY_*` environment variables (README).
-`approve_large_sync` lets the sync send more than `LEAD_SCORING_SYNC_MAX_CHANGES` changes.
-
-The dbt graph comes from `dbt_project/target/manifest.json`: run `make manifest` (or
-`lead-scoring dbt-parse`) after changing the dbt project.
+Schedule, catchup, start date and retries: `LEAD_SCORING_SCHEDULE`, `LEAD_SCORING_CATCHUP`,
+`LEAD_SCORING_START_DATE`, `LEAD_SCORING_TASK_RETRIES` (README, "Operations"). The dbt graph comes
+from `dbt_project/target/manifest.json`: run `make manifest` after changing the dbt project.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,8 @@ from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from lead_scoring import tasks
 from lead_scoring.config import WAREHOUSE_CONN_ID
+from lead_scoring.orchestration import assets
+from lead_scoring.orchestration.settings import dag_settings_from_env
 
 DBT_PROJECT_DIR = Path(
     os.environ.get(
@@ -48,7 +58,7 @@ DBT_PROJECT_DIR = Path(
     )
 )
 AS_OF = "{{ params.as_of or ds }}"
-TASK_RETRIES = int(os.environ.get("LEAD_SCORING_TASK_RETRIES", "1"))
+SETTINGS = dag_settings_from_env()
 
 
 def _interval(context: dict[str, Any]) -> Any:
@@ -63,26 +73,35 @@ def _as_of(context: dict[str, Any]) -> str:
 
 @dag(
     dag_id="lead_scoring",
-    schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
+    schedule=SETTINGS.timetable(),
+    start_date=pendulum.datetime(
+        SETTINGS.start_date.year, SETTINGS.start_date.month, SETTINGS.start_date.day, tz="UTC"
+    ),
+    catchup=SETTINGS.catchup,
     max_active_runs=1,
     tags=["lead-scoring", "crm", "dbt", "great-expectations"],
     doc_md=__doc__,
     default_args={
         "owner": "data-engineering",
-        "retries": TASK_RETRIES,
-        "retry_delay": timedelta(minutes=2),
+        "retries": SETTINGS.retries,
+        "retry_delay": SETTINGS.retry_delay,
+        "retry_exponential_backoff": True,
+        "max_retry_delay": SETTINGS.max_retry_delay,
         "on_failure_callback": tasks.on_failure,
     },
     params={
         "as_of": Param(
-            None, type=["null", "string"], format="date", description="Score as of this date."
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Score as of this date (YYYY-MM-DD, not after today); default: the "
+            "day of the run's data interval.",
         ),
         "full_refresh": Param(
             False,
             type="boolean",
-            description="Re-read every contact and every export file, not just what changed.",
+            description="Re-read every contact and export file, and rebuild dbt's incremental "
+            "models from the raw tables (past days' scores are kept).",
         ),
         "events_path": Param(
             None,
@@ -117,7 +136,7 @@ def _as_of(context: dict[str, Any]) -> str:
     },
 )
 def lead_scoring() -> None:
-    @task
+    @task(outlets=assets.RAW_CONTACTS, doc_md=tasks.extract_contacts.__doc__)
     def extract_contacts(**context: Any) -> dict[str, Any]:
         return tasks.extract_contacts(
             run_id=context["run_id"],
@@ -125,11 +144,11 @@ def lead_scoring() -> None:
             full_refresh=bool(context["params"].get("full_refresh")),
         )
 
-    @task
+    @task(outlets=assets.RAW_EMAIL_EVENTS, doc_md=tasks.extract_email_events.__doc__)
     def extract_email_events(**context: Any) -> dict[str, Any]:
         return tasks.extract_email_events(run_id=context["run_id"], interval=_interval(context))
 
-    @task
+    @task(outlets=assets.RAW_WEB_EVENTS, doc_md=tasks.load_web_events.__doc__)
     def load_web_events(**context: Any) -> dict[str, Any]:
         return tasks.load_web_events(
             run_id=context["run_id"],
@@ -139,12 +158,22 @@ def lead_scoring() -> None:
             full_refresh=bool(context["params"].get("full_refresh")),
         )
 
-    @task
+    @task.sensor(
+        poke_interval=30, timeout=6 * 3600, mode="reschedule", doc_md=tasks.take_turn.__doc__
+    )
+    def take_turn(**context: Any) -> bool:
+        return tasks.take_turn(
+            run_id=context["run_id"], dag_id=context["dag"].dag_id, ti=context["ti"]
+        )
+
+    @task(doc_md=tasks.check_raw.__doc__)
     def check_raw(**context: Any) -> dict[str, Any]:
         return tasks.check_raw(run_id=context["run_id"], interval=_interval(context))
 
     dbt_build = DbtTaskGroup(
         group_id="dbt_build",
+        tooltip="dbt build of the scoring project: one task per model, seed and snapshot, "
+        "each with its data tests",
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT_DIR,
             manifest_path=DBT_PROJECT_DIR / "target" / "manifest.json",
@@ -165,11 +194,14 @@ def lead_scoring() -> None:
             test_behavior=TestBehavior.BUILD,
             # A test on two nodes (relationships) runs once both are built, as its own task.
             should_detach_multiple_parents_tests=True,
-            # No data-aware scheduling downstream; and asset URIs cannot name a socket host.
+            # The score gate declares the marts as assets once it has passed them; Cosmos's
+            # own asset URIs would name the warehouse host (a socket folder when embedded).
             emit_datasets=False,
         ),
         operator_args={
             "vars": {"as_of": AS_OF},
+            # Incremental models rebuilt from the raw tables; the score marts keep past days.
+            "full_refresh": "{{ params.full_refresh }}",
             # dbt unit tests (given rows -> expected rows) run in CI, not on production data:
             # dbt's own advice, and they cannot run before an incremental model's first build.
             # A flag, not an env var: Cosmos copies operator env into the worker's os.environ.
@@ -177,7 +209,7 @@ def lead_scoring() -> None:
         },
     )
 
-    @task
+    @task(outlets=assets.SCORE_MARTS, doc_md=tasks.check_scores.__doc__)
     def check_scores(**context: Any) -> dict[str, Any]:
         return tasks.check_scores(
             as_of=_as_of(context),
@@ -185,7 +217,7 @@ def lead_scoring() -> None:
             approve_drift=bool(context["params"].get("approve_score_drift")),
         )
 
-    @task
+    @task(outlets=assets.CRM_SCORES, doc_md=tasks.sync_scores.__doc__)
     def sync_crm(**context: Any) -> dict[str, Any]:
         return tasks.sync_scores(
             run_id=context["run_id"],
@@ -194,9 +226,18 @@ def lead_scoring() -> None:
             approve_changes=bool(context["params"].get("approve_large_sync")),
         )
 
+    @task(outlets=assets.RUN_SUMMARY, doc_md=tasks.publish.__doc__)
+    def publish(**context: Any) -> dict[str, Any]:
+        return tasks.publish(
+            run_id=context["run_id"],
+            dag_id=context["dag"].dag_id,
+            logical_date=context.get("logical_date"),
+            as_of=_as_of(context),
+        )
+
     extracts = [extract_contacts(), extract_email_events(), load_web_events()]
-    extracts >> check_raw() >> dbt_build
-    dbt_build >> check_scores() >> sync_crm()
+    extracts >> take_turn() >> check_raw() >> dbt_build
+    dbt_build >> check_scores() >> sync_crm() >> publish()
 
 
 lead_scoring()

@@ -7,6 +7,7 @@ of the package that does the work, logs a one-line summary and returns a small J
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import asdict
@@ -26,15 +27,21 @@ EMAIL_LOOKBACK_DAYS = int(os.environ.get("LEAD_SCORING_EMAIL_LOOKBACK_DAYS", "40
 
 
 def parse_as_of(value: str | date | None) -> date:
-    """The as-of date from a DAG param or the logical date (``YYYY-MM-DD``)."""
+    """The as-of date from a DAG param or the logical date (``YYYY-MM-DD``), not after today
+    (UTC): a score as of a day that has not happened would decay activity that may still come."""
     if isinstance(value, date):
-        return value
-    if not value:
+        parsed = value
+    elif not value:
         return datetime.now(UTC).date()
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise ConfigError(f"as_of must be a date like 2024-06-01, got {value!r}") from None
+    else:
+        try:
+            parsed = date.fromisoformat(str(value)[:10])
+        except ValueError:
+            raise ConfigError(f"as_of must be a date like 2024-06-01, got {value!r}") from None
+    today = datetime.now(UTC).date()
+    if parsed > today:
+        raise ConfigError(f"as_of {parsed} is after today ({today}, UTC): scores cannot be ahead")
+    return parsed
 
 
 def events_location(param: str | None) -> str:
@@ -131,6 +138,30 @@ def load_web_events(
         run_id=run_id,
     )
     return _load_summary(result)
+
+
+def take_turn(*, run_id: str, dag_id: str, ti: Any) -> bool:
+    """Waits until no other run of the DAG is past this point (a backfill runs several at
+    once, beside the scheduled ones): runs build the same tables, so from the raw gate to
+    publish they go one at a time. A lease held by a run that no longer runs is taken over."""
+    from lead_scoring.orchestration.turns import take_turn as take
+
+    def is_running(other: str) -> bool:
+        return str(ti.get_dagrun_state(dag_id, other)) in ("running", "DagRunState.RUNNING")
+
+    holder = take(warehouse_config(via_airflow=True), run_id, is_running)
+    if holder:
+        log.info("waiting for run %s to finish: runs of %s take turns", holder, dag_id)
+        return False
+    log.info("run %s has its turn", run_id)
+    return True
+
+
+def _hand_back(run_id: str) -> None:
+    from lead_scoring.orchestration.turns import hand_back
+
+    if hand_back(warehouse_config(via_airflow=True), run_id):
+        log.info("run %s handed its turn back", run_id)
 
 
 def check_raw(*, run_id: str | None, interval: Interval | None = None) -> dict[str, Any]:
@@ -230,12 +261,67 @@ def _load_summary(result: Any) -> dict[str, Any]:
     }
 
 
-def on_failure(context: dict[str, Any]) -> None:
-    """Failure callback: one clear log line naming the task, the run and the error."""
-    ti = context.get("task_instance")
-    log.error(
-        "lead_scoring task %s failed in run %s: %s",
-        getattr(ti, "task_id", "?"),
-        context.get("run_id"),
-        context.get("exception"),
+def publish(
+    *, run_id: str, dag_id: str, logical_date: datetime | None, as_of: str | None
+) -> dict[str, Any]:
+    """The run summary: rows loaded and quarantined per source, scores and bands per model,
+    both gates' verdicts, what the sync sent, and where the Data Docs are; kept in
+    ``lead_scoring_ops.pipeline_runs`` and logged."""
+    from lead_scoring.orchestration.summary import publish as write_summary
+
+    summary = write_summary(
+        warehouse_config(via_airflow=True),
+        dag_run_id=run_id,
+        dag_id=dag_id,
+        logical_date=logical_date,
+        as_of=parse_as_of(as_of),
     )
+    _hand_back(run_id)
+    return summary
+
+
+def on_failure(context: dict[str, Any]) -> None:
+    """Failure callback of every task: writes the run's failure summary (stage, error, rows
+    loaded, what did not run, the task log and Data Docs) to ``pipeline_runs`` and the log.
+    It never raises, so the task's own error stays what Airflow reports."""
+    from lead_scoring.orchestration.summary import Failure, record_failure
+
+    try:
+        ti = context.get("task_instance") or context.get("ti")
+        dag = context.get("dag")
+        params = context.get("params") or {}
+        try:
+            as_of: date | None = parse_as_of(params.get("as_of") or context.get("ds"))
+        except ConfigError:
+            as_of = None
+        failure = Failure(
+            dag_id=str(getattr(dag, "dag_id", None) or getattr(ti, "dag_id", "lead_scoring")),
+            dag_run_id=str(context.get("run_id") or getattr(ti, "run_id", "?")),
+            task_id=str(getattr(ti, "task_id", "?")),
+            error=_describe_error(context.get("exception")),
+            log_url=getattr(ti, "log_url", None),
+            logical_date=context.get("logical_date"),
+            as_of=as_of,
+        )
+        secrets: list[str] = []
+        try:
+            warehouse = warehouse_config(via_airflow=True)
+            secrets.append(warehouse.password or "")
+        except Exception as exc:  # no warehouse connection: the summary says so
+            log.warning("failure summary: no warehouse connection (%s)", exc)
+            warehouse = None
+        with contextlib.suppress(Exception):  # only used to redact; no CRM is not news here
+            secrets.append(crm_config(via_airflow=True).token)
+        record_failure(warehouse, failure, secrets=secrets)
+        if warehouse is not None:  # the next run may go
+            _hand_back(failure.dag_run_id)
+    except Exception:  # a broken callback must never mask the task's own failure
+        log.exception("the failure summary could not be built")
+
+
+def _describe_error(error: object) -> str:
+    if error is None:
+        return "failed (no exception given)"
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"
+    return str(error)

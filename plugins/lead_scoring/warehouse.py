@@ -14,14 +14,11 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from lead_scoring.config import WarehouseConfig
+from lead_scoring.schemas import MARTS, OPS, RAW_ANALYTICS, RAW_CRM, RULES
 
 log = logging.getLogger(__name__)
 
-RAW_CRM = "raw_crm"
-RAW_ANALYTICS = "raw_analytics"
-OPS = "lead_scoring_ops"
-MARTS = "lead_scoring_marts"
-RULES = "lead_scoring_rules"  # the dbt seeds
+__all__ = ["MARTS", "OPS", "RAW_ANALYTICS", "RAW_CRM", "RULES", "connect", "ensure_landing_zone"]
 
 DDL = f"""
 create schema if not exists {RAW_CRM};

@@ -39,8 +39,12 @@ def test_no_cycles_and_sane_defaults(dagbag) -> None:  # type: ignore[no-untyped
         assert dag.max_active_runs == 1
 
 
-def test_lead_scoring_wiring(dagbag) -> None:  # type: ignore[no-untyped-def]
-    """Loads feed every dbt node; the sync waits for every dbt node and test, and the gate."""
+EXTRACTS = {"extract_contacts", "extract_email_events", "load_web_events"}
+
+
+def test_lead_scoring_stages_run_in_order(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """extract (three tasks side by side) -> turn -> raw gate -> every dbt node -> score gate
+    -> sync -> publish, and nothing skips a stage."""
     tasks = dagbag.dags["lead_scoring"].task_dict
     dbt_tasks = {t for t in tasks if t.startswith("dbt_build.")}
     assert {
@@ -48,14 +52,63 @@ def test_lead_scoring_wiring(dagbag) -> None:  # type: ignore[no-untyped-def]
         "dbt_build.assert_one_score_per_lead_and_model_test",
         "dbt_build.scoring_models_seed_build",
     } <= dbt_tasks
-    for load in ("extract_contacts", "extract_email_events", "load_web_events"):
-        assert dbt_tasks <= tasks[load].get_flat_relative_ids(upstream=False), load
-    sync_upstream = tasks["sync_crm"].get_flat_relative_ids(upstream=True)
-    assert dbt_tasks | {"check_scores"} <= sync_upstream
-    assert tasks["check_scores"].downstream_task_ids == {"sync_crm"}
+    assert set(tasks) == EXTRACTS | dbt_tasks | {"take_turn", "check_raw", "check_scores",
+                                                 "sync_crm", "publish"}  # fmt: skip
+    for load in EXTRACTS:
+        assert tasks[load].upstream_task_ids == set(), load  # side by side, first
+        assert tasks[load].downstream_task_ids == {"take_turn"}, load
+    assert tasks["take_turn"].downstream_task_ids == {"check_raw"}
+    assert tasks["take_turn"].mode == "reschedule"  # a waiting run holds no worker slot
+    # every dbt node runs after the raw gate, and only after it
+    assert dbt_tasks <= tasks["check_raw"].get_flat_relative_ids(upstream=False)
+    roots = {t for t in dbt_tasks if not tasks[t].upstream_task_ids & dbt_tasks}
+    assert all(tasks[t].upstream_task_ids == {"check_raw"} for t in roots), roots
     assert dbt_tasks <= tasks["check_scores"].get_flat_relative_ids(upstream=True)
-    # the test environment; production default is 1 (LEAD_SCORING_TASK_RETRIES)
+    assert tasks["check_scores"].downstream_task_ids == {"sync_crm"}
+    assert tasks["sync_crm"].upstream_task_ids == {"check_scores"}
+    assert tasks["sync_crm"].downstream_task_ids == {"publish"}
+    assert tasks["publish"].downstream_task_ids == set()
+    # the test environment; production default is 2 (LEAD_SCORING_TASK_RETRIES)
     assert {t.retries for t in tasks.values()} == {0}
+    assert all(t.retry_exponential_backoff for t in tasks.values())
+    assert all(t.on_failure_callback for t in tasks.values())
+
+
+def test_each_stage_declares_what_it_produces(dagbag) -> None:  # type: ignore[no-untyped-def]
+    tasks = dagbag.dags["lead_scoring"].task_dict
+
+    def produced(task_id: str) -> set[str]:
+        return {asset.name for asset in tasks[task_id].outlets}
+
+    assert produced("extract_contacts") == {"raw_crm.contacts", "raw_crm.contact_property_history"}
+    assert produced("extract_email_events") == {"raw_crm.email_events"}
+    assert produced("load_web_events") == {"raw_analytics.web_events", "raw_analytics.identifies"}
+    assert "lead_scoring_marts.fct_lead_scores" in produced("check_scores")
+    assert produced("sync_crm") == {"crm.lead_scores"}
+    assert produced("publish") == {"lead_scoring_ops.pipeline_runs"}
+    for task_id in (*EXTRACTS, "take_turn", "check_raw", "check_scores", "sync_crm", "publish"):
+        assert tasks[task_id].doc_md, f"{task_id} has no task docs"
+
+
+def test_params_are_validated_with_a_clear_error(dagbag) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = dagbag.dags["lead_scoring"]
+    assert {"as_of", "dry_run", "approve_score_drift", "full_refresh"} <= set(dag.params)
+
+    def conf(**values: object) -> dict[str, object]:
+        """What a trigger with this conf resolves to (as `airflow dags trigger` does)."""
+        params = copy.deepcopy(dag.params)
+        params.update(values)
+        return dict(params.validate())
+
+    assert conf(as_of="2026-06-01", dry_run=True)["as_of"] == "2026-06-01"
+    for name, bad in (("as_of", "2026-13-45"), ("as_of", "yesterday"), ("dry_run", "yes"),
+                      ("full_refresh", 1), ("approve_score_drift", "true")):  # fmt: skip
+        with pytest.raises(ParamValidationError, match=name):
+            conf(**{name: bad})
 
 
 def test_parsing_the_dag_file_imports_no_heavy_or_stateful_modules(dbt_manifest: Path) -> None:

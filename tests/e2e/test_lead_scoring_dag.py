@@ -5,6 +5,7 @@ the CRM contacts, no CRM writes when nothing changed, and no CRM writes when the
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -69,6 +70,30 @@ def run(env: dict[str, Any], mark_success: str | None = None, **conf: Any) -> di
     states = task_states(env["airflow_db"])
     states["__run__"] = str(dag_run.state)
     return states
+
+
+def run_summary(warehouse: WarehouseConfig) -> dict[str, Any]:
+    """The newest row of lead_scoring_ops.pipeline_runs."""
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        cursor = conn.execute(
+            "select * from lead_scoring_ops.pipeline_runs order by recorded_at desc limit 1"
+        )
+        names = [column.name for column in cursor.description or []]
+        row = cursor.fetchone()
+    assert row is not None, "no run summary was written"
+    return dict(zip(names, row, strict=True))
+
+
+def asset_events(airflow_db: Path) -> Counter[str]:
+    """How many events each asset received, from Airflow's metadata."""
+    import sqlite3
+
+    with sqlite3.connect(airflow_db) as db:
+        rows = db.execute(
+            "select asset.name, count(*) from asset_event "
+            "join asset on asset.id = asset_event.asset_id group by asset.name"
+        ).fetchall()
+    return Counter({str(name): int(n) for name, n in rows})
 
 
 def scores(warehouse: WarehouseConfig, as_of: date = END) -> dict[tuple[str, str], tuple[int, str]]:
@@ -158,6 +183,28 @@ def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
     # ceil(n / 100) calls, each contact written once with all its models' properties
     assert after_first == (-(-len(leads) // 100), len(leads))
 
+    # The run summary says what the run did, and each stage announced what it produced.
+    published = run_summary(warehouse)
+    assert (published["status"], published["failed_stage"]) == ("succeeded", None)
+    assert published["as_of_date"] == END
+    text = published["summary"]
+    assert f"scores (default): {len(leads):,} leads" in text
+    assert f"CRM sync (hubspot, succeeded): {len(first):,} changed" in text
+    assert "raw_gate: passed" in text
+    assert "score_gate: passed" in text
+    assert "index.html" in published["data_docs"]
+    loaded = {load["source"]: load for load in published["details"]["loads"]}
+    assert loaded["segment.web_events"]["rows_inserted"] == raw[1]
+    events = asset_events(dag_env["airflow_db"])
+    assert {
+        "raw_crm.contacts",
+        "raw_crm.email_events",
+        "raw_analytics.web_events",
+        "lead_scoring_marts.fct_lead_scores",
+        "crm.lead_scores",
+        "lead_scoring_ops.pipeline_runs",
+    } <= set(events), events
+
     # Second run, nothing changed: same scores, no duplicated raw rows, zero CRM writes.
     states = run(dag_env)
     assert states.pop("__run__") == "success"
@@ -187,6 +234,12 @@ def test_failing_score_gate_fails_the_run_and_leaves_the_crm_untouched(
     assert states["dbt_build.fct_lead_scores_model_build"] == "success"
     assert states["check_scores"] == "failed"
     assert states["sync_crm"] == "upstream_failed"
+    assert states["publish"] == "upstream_failed"
+    summary = run_summary(warehouse)
+    assert (summary["status"], summary["failed_stage"]) == ("failed", "score gate")
+    assert "not run: sync, publish (the CRM was not written)" in summary["summary"]
+    assert "scores.not_empty" in summary["summary"]
+    assert "lead_scoring_marts.fct_lead_scores" not in asset_events(dag_env["airflow_db"])
     assert scores(warehouse, date(2020, 1, 1)) == {}
     assert crm_writes(sandbox) == (0, 0)
     held = sandbox.portal.get_contacts(["1", "2", "3"], ["dw_lead_score"])
@@ -213,7 +266,22 @@ def test_poisoned_extract_stops_the_run_before_dbt_and_the_crm(
     assert set(dbt_states.values()) == {"upstream_failed"}, dbt_states
     assert states["check_scores"] == "upstream_failed"
     assert states["sync_crm"] == "upstream_failed"
+    assert states["publish"] == "upstream_failed"
     assert crm_writes(sandbox) == (0, 0)
+    # The callback's summary: which stage, why, how many rows, what did not run, where to look.
+    summary = run_summary(warehouse)
+    assert (summary["status"], summary["failed_stage"]) == ("failed", "raw gate")
+    assert [t["task_id"] for t in summary["failed_tasks"]] == ["check_raw"]
+    text = summary["summary"]
+    assert "FAILED at stage 'raw gate'" in text
+    assert "loads.quarantine_share" in text
+    assert "not run: dbt, score gate, sync, publish (the CRM was not written)" in text
+    web = re.search(r"segment\.web_events ([\d,]+) read, [\d,]+ new, ([\d,]+) quarantined", text)
+    assert web, text
+    assert int(web.group(2).replace(",", "")) >= len(garbage)
+    assert "task log: http" in text
+    assert "Data Docs: file://" in text
+    assert sandbox.token not in text
     with psycopg.connect(warehouse.conninfo()) as conn:
         gate = conn.execute(
             "select passed, failures::text from lead_scoring_ops.quality_gate_runs"
@@ -288,7 +356,7 @@ def test_ruleset_change_that_flips_leads_to_hot_waits_for_approval(
     # re-runs them with the approval.)
     states = run(
         dag_env,
-        mark_success=r"extract_.*|load_web_events|check_raw|dbt_build\..*",
+        mark_success=r"extract_.*|load_web_events|take_turn|check_raw|dbt_build\..*",
         as_of=next_day,
         approve_score_drift=True,
     )

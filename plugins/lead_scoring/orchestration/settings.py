@@ -1,0 +1,112 @@
+"""The DAG's operating settings, from environment variables read when the DAG file is parsed.
+
+Only the environment is read here (no database, file or Variable), and every value is checked:
+a typo in a schedule is a DAG import error naming the variable, not a DAG that silently never
+runs.
+
+| variable | default | what |
+|---|---|---|
+| ``LEAD_SCORING_SCHEDULE`` | ``@hourly`` | a cron preset or expression (UTC), or ``none`` |
+| ``LEAD_SCORING_CATCHUP`` | ``false`` | let the scheduler run every missed interval |
+| ``LEAD_SCORING_START_DATE`` | ``2026-01-01`` | the first interval catchup and backfills reach |
+| ``LEAD_SCORING_TASK_RETRIES`` | ``2`` | retries per task (exponential backoff) |
+| ``LEAD_SCORING_RETRY_DELAY_SECONDS`` | ``60`` | the first retry's delay |
+| ``LEAD_SCORING_MAX_RETRY_DELAY_SECONDS`` | ``900`` | the longest delay backoff reaches |
+
+Each run covers one data interval of the schedule (``CronDataIntervalTimetable``): the run for
+``[23:00, 24:00)`` starts at midnight and scores as of its interval's day, so the last run of a
+day scores everything that day brought, and a backfill by logical date scores exactly the days
+it names.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from lead_scoring.config import ConfigError
+
+PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _whole(name: str, default: int, minimum: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be {minimum} or more, got {value}")
+    return value
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = _env(name, "true" if default else "false").lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _schedule(raw: str) -> str | None:
+    """A cron preset or a five-field cron expression; ``none`` for manual runs only."""
+    from croniter import croniter  # type: ignore[import-untyped]
+
+    if raw.lower() == "none":
+        return None
+    if raw in PRESETS or (len(raw.split()) == 5 and croniter.is_valid(raw)):
+        return raw
+    raise ConfigError(
+        f"LEAD_SCORING_SCHEDULE must be one of {', '.join(PRESETS)}, a cron expression such as "
+        f"'0 6 * * *' (UTC), or 'none' for manual runs only; got {raw!r}"
+    )
+
+
+@dataclass(frozen=True)
+class DagSettings:
+    schedule: str | None
+    catchup: bool
+    start_date: date
+    retries: int
+    retry_delay: timedelta
+    max_retry_delay: timedelta
+
+    def timetable(self) -> object | None:
+        """One run per data interval of the schedule, in UTC (None: manual runs only)."""
+        if self.schedule is None:
+            return None
+        from airflow.sdk import CronDataIntervalTimetable
+
+        return CronDataIntervalTimetable(self.schedule, timezone="UTC")
+
+
+def dag_settings_from_env() -> DagSettings:
+    raw_start = _env("LEAD_SCORING_START_DATE", "2026-01-01")
+    try:
+        start = date.fromisoformat(raw_start)
+    except ValueError:
+        raise ConfigError(
+            f"LEAD_SCORING_START_DATE must be a date like 2026-01-01, got {raw_start!r}"
+        ) from None
+    delay = _whole("LEAD_SCORING_RETRY_DELAY_SECONDS", 60, 0)
+    longest = _whole("LEAD_SCORING_MAX_RETRY_DELAY_SECONDS", 900, 0)
+    if longest < delay:
+        raise ConfigError(
+            f"LEAD_SCORING_MAX_RETRY_DELAY_SECONDS ({longest}) is shorter than "
+            f"LEAD_SCORING_RETRY_DELAY_SECONDS ({delay})"
+        )
+    return DagSettings(
+        schedule=_schedule(_env("LEAD_SCORING_SCHEDULE", "@hourly")),
+        catchup=_flag("LEAD_SCORING_CATCHUP", False),
+        start_date=start,
+        retries=_whole("LEAD_SCORING_TASK_RETRIES", 2, 0),
+        retry_delay=timedelta(seconds=delay),
+        max_retry_delay=timedelta(seconds=longest),
+    )
