@@ -140,6 +140,20 @@ def total(rows: dict[str, tuple[Any, ...]], lead: str) -> int:
     return int(rows[lead][11])  # total_score
 
 
+def test_dbt_docs_are_one_file_with_the_marts_and_their_columns(
+    scored_warehouse: WarehouseConfig, tmp_path: Path
+) -> None:
+    from lead_scoring.runtime.dbt_tools import generate_docs
+
+    build(scored_warehouse, tmp_path / "build", T)
+    page = generate_docs(scored_warehouse, tmp_path / "docs")
+    html = page.read_text()
+    assert page.name == "static_index.html"
+    for name in ("fct_lead_scores", "fct_lead_score_ledger", "ruleset_version", "top_reasons"):
+        assert name in html, name
+    assert '"type": "BASE TABLE"' in html  # the warehouse's catalog is in the page too
+
+
 def test_scores_tell_each_leads_story_and_are_reproducible(
     scored_warehouse: WarehouseConfig, tmp_path: Path
 ) -> None:

@@ -72,6 +72,16 @@ def build_as_of(
     )
 
 
+def generate_docs(warehouse: WarehouseConfig, out_dir: Path) -> Path:
+    """dbt's documentation site as one self-contained file (``dbt docs generate --static``:
+    models, columns, lineage and the warehouse's catalog), opened without a server."""
+    done = run_dbt(warehouse, out_dir, "docs", "generate", "--static")
+    page = out_dir / "static_index.html"
+    if done.returncode != 0 or not page.exists():
+        raise RuntimeError(f"dbt docs generate failed:\n{done.stdout[-4000:]}{done.stderr}")
+    return page
+
+
 def parse_project() -> Path:
     """Write ``dbt_project/target/manifest.json``; raises with dbt's own message on failure.
 
