@@ -18,7 +18,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export SCARF_ANALYTICS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo test lint format unit bench lock sandbox manifest compose-check clean clean-local
+.PHONY: help venv demo airflow dbt-docs test lint format unit bench lock sandbox manifest compose-check clean clean-local
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ venv: $(STAMP)  ## create .venv with the pinned dependencies
 
 demo: $(STAMP)  ## run the lead_scoring DAG end to end on embedded PostgreSQL + the CRM sandbox
 	$(BIN)/lead-scoring demo
+
+airflow: $(STAMP)  ## serve the Airflow UI (airflow standalone) on the embedded default; Ctrl-C stops it
+	$(BIN)/lead-scoring airflow $(AIRFLOW_ARGS)
 
 test: $(STAMP) lint  ## lint, type-check and run the whole test suite
 	$(BIN)/pytest
@@ -60,6 +63,9 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 
 sandbox: $(STAMP)  ## serve the CRM sandbox on 127.0.0.1:8765 (token from LEAD_SCORING_SANDBOX_TOKEN)
 	$(BIN)/lead-scoring sandbox --port 8765
+
+dbt-docs: $(STAMP)  ## dbt's docs site as one file (.local/dbt-docs/static_index.html), from the demo's warehouse
+	$(BIN)/lead-scoring dbt-docs
 
 manifest: $(STAMP)  ## parse the dbt project (Cosmos renders the DAG from target/manifest.json)
 	$(BIN)/lead-scoring dbt-parse

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,13 @@ def pg_server() -> Iterator[WarehouseConfig]:
 @pytest.fixture
 def warehouse(pg_server: WarehouseConfig) -> Iterator[WarehouseConfig]:
     """A fresh, empty database on the embedded server for one test."""
+    with fresh_database(pg_server) as config:
+        yield config
+
+
+@contextmanager
+def fresh_database(pg_server: WarehouseConfig) -> Iterator[WarehouseConfig]:
+    """A new, empty database on the embedded server, dropped afterwards."""
     import psycopg
     from psycopg import sql
 

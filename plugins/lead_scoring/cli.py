@@ -1,11 +1,14 @@
 """``lead-scoring`` (also ``python -m lead_scoring``): what a person runs by hand.
 
     lead-scoring demo                 the whole job once on the embedded default
+    lead-scoring airflow              the Airflow UI (airflow standalone) on the embedded default
     lead-scoring sandbox --port 8765  serve the CRM sandbox
     lead-scoring synth --contacts N   write a synthetic dataset into a running sandbox
     lead-scoring dbt-parse            write dbt_project/target/manifest.json for Cosmos
     lead-scoring dbt-lint [--fix]     sqlfluff on the dbt models
+    lead-scoring dbt-docs             dbt's docs site as one HTML file
     lead-scoring quality-init         rewrite the Great Expectations file context
+    lead-scoring grant-bi-reader      the read-only role BI tools connect as
 
 Errors are one line on stderr with a non-zero exit code; tokens are never printed.
 """
@@ -87,6 +90,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--as-of", type=_date, help="score as of this date (default: the dataset's end)"
     )
+
+    ui = commands.add_parser(
+        "airflow",
+        help="serve the Airflow UI (airflow standalone) on the embedded default",
+        description="Start the embedded PostgreSQL, the CRM sandbox and the synthetic dataset "
+        "as the demo does, then `airflow standalone` on 127.0.0.1 (LocalExecutor, two task "
+        "slots); Ctrl-C stops everything it started.",
+    )
+    ui.add_argument(
+        "--contacts", type=_positive, default=1000, help="synthetic contacts (default 1000)"
+    )
+    ui.add_argument("--seed", type=int, default=42, help="synthetic data seed (default 42)")
+    ui.add_argument(
+        "--port", type=_port, default=8765, help="sandbox port on 127.0.0.1 (default 8765)"
+    )
+    ui.add_argument(
+        "--ui-port", type=_port, default=8080, help="Airflow UI port on 127.0.0.1 (default 8080)"
+    )
+
+    commands.add_parser(
+        "dbt-docs",
+        help="write dbt's docs site as one HTML file (.local/dbt-docs/static_index.html)",
+        description="dbt docs generate --static against the warehouse AIRFLOW_CONN_WAREHOUSE "
+        "names, or, without it, the demo's embedded warehouse (started and stopped here).",
+    )
+
+    bi = commands.add_parser(
+        "grant-bi-reader",
+        help="create the read-only bi_reader role (password from BI_READER_PASSWORD)",
+        description="Create the read-only role BI tools connect as (if missing) and grant it "
+        "select on the score marts, now and after dbt rebuilds them. Connects through the "
+        "warehouse connection (AIRFLOW_CONN_WAREHOUSE); the password is read from "
+        "BI_READER_PASSWORD, never from the command line.",
+    )
+    bi.add_argument("--role", default="bi_reader", help="role name (default bi_reader)")
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -185,6 +223,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except DemoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from lead_scoring.runtime.demo import DemoError
+    from lead_scoring.runtime.standalone import StandaloneError, UiOptions, run_airflow_ui
+
+    try:
+        return run_airflow_ui(
+            UiOptions(contacts=args.contacts, seed=args.seed, port=args.port, ui_port=args.ui_port)
+        )
+    except (DemoError, StandaloneError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_dbt_docs(_: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from lead_scoring.config import local_dir, warehouse_config
+    from lead_scoring.runtime.dbt_tools import generate_docs
+    from lead_scoring.runtime.embedded import EmbeddedPostgres
+
+    with ExitStack() as stack:
+        if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
+            warehouse = warehouse_config()
+        else:
+            if not (local_dir() / "pgdata").exists():
+                print("error: no warehouse: set AIRFLOW_CONN_WAREHOUSE, or run `make demo` first",
+                      file=sys.stderr)  # fmt: skip
+                return 1
+            warehouse = stack.enter_context(EmbeddedPostgres(local_dir() / "pgdata"))
+        page = generate_docs(warehouse, local_dir() / "dbt-docs")
+    print(f"dbt docs: file://{page}")
+    return 0
+
+
+def cmd_grant_bi_reader(args: argparse.Namespace) -> int:
+    from lead_scoring.bi_access import ensure_bi_reader
+    from lead_scoring.config import warehouse_config
+
+    warehouse = warehouse_config()
+    created = ensure_bi_reader(
+        warehouse, password=os.environ.get("BI_READER_PASSWORD") or None, role=args.role
+    )
+    state = "created" if created else "exists"
+    print(f"role {args.role} {state}; it may read the score marts of {warehouse.dbname} only")
+    return 0
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -305,6 +390,9 @@ def cmd_quality_init(_: argparse.Namespace) -> int:
 
 COMMANDS = {
     "demo": cmd_demo,
+    "airflow": cmd_airflow,
+    "grant-bi-reader": cmd_grant_bi_reader,
+    "dbt-docs": cmd_dbt_docs,
     "sandbox": cmd_sandbox,
     "synth": cmd_synth,
     "dbt-parse": cmd_dbt_parse,

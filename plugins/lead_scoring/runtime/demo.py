@@ -31,6 +31,7 @@ from lead_scoring.sandbox.admin import SandboxAdmin, write_requests
 from lead_scoring.sandbox.server import Sandbox
 from lead_scoring.synth import SynthConfig, write_dataset
 from lead_scoring.synth.generator import GENERATOR_VERSION
+from lead_scoring.synth.writer import SynthSummary
 from lead_scoring.warehouse import MARTS, OPS, RAW_ANALYTICS, RAW_CRM, connect
 
 DAG_ID = "lead_scoring"
@@ -74,7 +75,7 @@ def check_port_free(host: str, port: int) -> None:
         except OSError:
             raise DemoError(
                 f"port {port} on {host} is already in use (another sandbox or program?): "
-                f"stop it, or run `lead-scoring demo --port {port + 1}`"
+                f"stop it, or pass --port {port + 1}"
             ) from None
 
 
@@ -271,138 +272,163 @@ def report(
         say("              zero CRM writes: no lead's score changed since the last run")
 
 
-def run_demo(options: DemoOptions) -> int:
-    """Run the demo; returns the process exit code (non-zero if any task failed)."""
+@dataclass(frozen=True)
+class LocalStack:
+    """The embedded default, running: warehouse, CRM sandbox, dataset, and the environment the
+    DAG needs to run against them."""
+
+    warehouse: WarehouseConfig
+    data_dir: Path
+    sandbox: Sandbox
+    admin: SandboxAdmin
+    summary: SynthSummary
+    as_of: date
+    airflow_home: Path
+    env: dict[str, str]
+
+
+def start_local_stack(stack: ExitStack, options: DemoOptions, total: int) -> LocalStack:
+    """Steps 1-5 of the demo (and of ``lead-scoring airflow``): start the embedded PostgreSQL
+    and the sandbox (stopped when ``stack`` closes), write the dataset, parse the dbt project,
+    and build the job's environment. The demo's state persists in ``.local``."""
     local = local_dir()
     demo_dir = local / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
     dataset_dir = demo_dir / "dataset"
     airflow_home = local / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
-    log_path = demo_dir / "last_run.log"
+
+    check_port_free("127.0.0.1", options.port)
+    end = previous_dataset_end(dataset_dir, options)
+    layout_file = local / "demo" / "warehouse_layout"
+    old_layout = layout_file.read_text().strip() if layout_file.exists() else None
+    if end is None and (dataset_dir / "manifest.json").exists():
+        say("  the dataset asked for differs from the last demo's: starting from a fresh")
+        say("  portal and warehouse (the demo's own state in .local, nothing else)")
+        reset_demo_state(local)
+    elif old_layout != str(WAREHOUSE_LAYOUT) and (local / "pgdata").exists():
+        say("  the score marts changed shape since the last demo: starting from a fresh")
+        say("  portal and warehouse (the demo's own state in .local, nothing else)")
+        reset_demo_state(local)
+        end = None
+    layout_file.parent.mkdir(parents=True, exist_ok=True)
+    layout_file.write_text(f"{WAREHOUSE_LAYOUT}\n")
+    end = end or options.as_of or datetime.now(UTC).date()
+    server = EmbeddedPostgres(local / "pgdata")
+    try:
+        warehouse = server.start()
+    except EmbeddedPostgresError as exc:
+        raise DemoError(str(exc)) from None
+    stack.callback(server.stop)
+    step(1, total, "warehouse", f"embedded PostgreSQL, data in {server.data_dir} (socket)")
+
+    # A fresh token per run: the portal persists, the credential never does.
+    token = secrets.token_urlsafe(24)
+    (local / "sandbox").mkdir(parents=True, exist_ok=True)
+    try:
+        portal = local / "sandbox" / "portal.db"
+        sandbox = Sandbox(port=options.port, token=token, db_path=portal)
+    except OSError as exc:
+        raise DemoError(
+            f"the CRM sandbox cannot listen on 127.0.0.1:{options.port} ({exc.strerror}): "
+            f"pass --port {options.port + 1}"
+        ) from None
+    sandbox.start()
+    stack.callback(sandbox.stop)
+    admin = stack.enter_context(SandboxAdmin(sandbox.url, token))
+    if not admin.ping():
+        raise DemoError(f"the CRM sandbox did not answer on {sandbox.url}")
+    step(2, total, "CRM sandbox", f"{sandbox.url} (portal {sandbox.portal.path})")
+
+    config = SynthConfig(contacts=options.contacts, seed=options.seed, end=end)
+    interactive = sys.stdout.isatty()
+
+    def progress(done: int, of: int) -> None:
+        if interactive:
+            print(
+                f"\r  3/{total} {'synthetic data':<20} {done:,}/{of:,} contacts",
+                end="",
+                flush=True,
+            )
+
+    summary = write_dataset(
+        config, crm_url=sandbox.url, token=token, out_dir=dataset_dir, progress=progress
+    )
+    if interactive:
+        print("\r", end="")
+    step(
+        3,
+        total,
+        "synthetic data",
+        f"{summary.contacts:,} contacts ({summary.contacts_created:,} new in the portal), "
+        f"{summary.web_events:,} web events, {summary.email_events:,} email events "
+        f"(seed {options.seed}, up to {end})",
+    )
+    parse_project()
+    step(4, total, "dbt manifest", "parsed dbt_project (Cosmos renders the DAG from it)")
+    env = child_environment(
+        job_environment(
+            airflow_home,
+            warehouse=warehouse,
+            crm=CrmConfig(base_url=sandbox.url, token=token),
+            events_path=Path(summary.events_dir),
+        )
+    )
+    step(5, total, "Airflow", f"SQLite metadata in {airflow_home}")
+    return LocalStack(
+        warehouse=warehouse,
+        data_dir=server.data_dir,
+        sandbox=sandbox,
+        admin=admin,
+        summary=summary,
+        as_of=options.as_of or end,
+        airflow_home=airflow_home,
+        env=env,
+    )
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Run the demo; returns the process exit code (non-zero if any task failed)."""
     total = 6
+    log_path = local_dir() / "demo" / "last_run.log"
     say("Lead scoring demo (embedded PostgreSQL + CRM sandbox + Airflow `dags test`)")
     begun = time.monotonic()
 
     with ExitStack() as stack:
-        check_port_free("127.0.0.1", options.port)
-        end = previous_dataset_end(dataset_dir, options)
-        layout_file = local / "demo" / "warehouse_layout"
-        old_layout = layout_file.read_text().strip() if layout_file.exists() else None
-        if end is None and (dataset_dir / "manifest.json").exists():
-            say("  the dataset asked for differs from the last demo's: starting from a fresh")
-            say("  portal and warehouse (the demo's own state in .local, nothing else)")
-            reset_demo_state(local)
-        elif old_layout != str(WAREHOUSE_LAYOUT) and (local / "pgdata").exists():
-            say("  the score marts changed shape since the last demo: starting from a fresh")
-            say("  portal and warehouse (the demo's own state in .local, nothing else)")
-            reset_demo_state(local)
-            end = None
-        layout_file.parent.mkdir(parents=True, exist_ok=True)
-        layout_file.write_text(f"{WAREHOUSE_LAYOUT}\n")
-        end = end or options.as_of or datetime.now(UTC).date()
-        server = EmbeddedPostgres(local / "pgdata")
-        try:
-            warehouse = server.start()
-        except EmbeddedPostgresError as exc:
-            raise DemoError(str(exc)) from None
-        stack.callback(server.stop)
-        step(1, total, "warehouse", f"embedded PostgreSQL, data in {server.data_dir} (socket)")
-
-        # A fresh token per run: the portal persists, the credential never does.
-        token = secrets.token_urlsafe(24)
-        (local / "sandbox").mkdir(parents=True, exist_ok=True)
-        try:
-            portal = local / "sandbox" / "portal.db"
-            sandbox = Sandbox(port=options.port, token=token, db_path=portal)
-        except OSError as exc:
-            raise DemoError(
-                f"the CRM sandbox cannot listen on 127.0.0.1:{options.port} ({exc.strerror}): "
-                f"run `lead-scoring demo --port {options.port + 1}`"
-            ) from None
-        sandbox.start()
-        stack.callback(sandbox.stop)
-        with SandboxAdmin(sandbox.url, token) as admin:
-            if not admin.ping():
-                raise DemoError(f"the CRM sandbox did not answer on {sandbox.url}")
-            step(2, total, "CRM sandbox", f"{sandbox.url} (portal {sandbox.portal.path})")
-
-            config = SynthConfig(contacts=options.contacts, seed=options.seed, end=end)
-
-            interactive = sys.stdout.isatty()
-
-            def progress(done: int, of: int) -> None:
-                if interactive:
-                    print(
-                        f"\r  3/{total} {'synthetic data':<20} {done:,}/{of:,} contacts",
-                        end="",
-                        flush=True,
-                    )
-
-            summary = write_dataset(
-                config, crm_url=sandbox.url, token=token, out_dir=dataset_dir, progress=progress
-            )
-            if interactive:
-                print("\r", end="")
-            step(
-                3,
-                total,
-                "synthetic data",
-                f"{summary.contacts:,} contacts ({summary.contacts_created:,} new in the portal), "
-                f"{summary.web_events:,} web events, {summary.email_events:,} email events "
-                f"(seed {options.seed}, up to {end})",
-            )
-            as_of = options.as_of or end
-
-            parse_project()
-            step(4, total, "dbt manifest", "parsed dbt_project (Cosmos renders the DAG from it)")
-
-            env = child_environment(
-                job_environment(
-                    airflow_home,
-                    warehouse=warehouse,
-                    crm=CrmConfig(base_url=sandbox.url, token=token),
-                    events_path=Path(summary.events_dir),
-                )
-            )
-            step(5, total, "Airflow", f"SQLite metadata in {airflow_home}")
-            before = scores_snapshot(warehouse, as_of)
-            writes_before = write_requests(admin.stats())
-            started_at = datetime.now(UTC)
-            step(
-                6,
-                total,
-                "DAG lead_scoring",
-                f"airflow dags test {DAG_ID} {as_of} (log: {log_path})",
-            )
-            code = run_dag(env, as_of, log_path)
-            states = task_states(airflow_home / "airflow.db")
-            failed = sorted(t for t, s in states.items() if s not in ("success", "skipped"))
-            elapsed = time.monotonic() - begun
-            if code != 0 or failed or not states:
-                say()
-                names = ", ".join(failed) or "unknown"
-                say(f"FAILED after {elapsed:.0f}s: task(s) not successful: {names}")
-                say(f"  see {log_path} and the task logs in {airflow_home / 'logs'}")
-                return 1
-            say(f"  all {len(states)} tasks succeeded in {elapsed:.0f}s")
-            writes_after = write_requests(admin.stats())
-            report(
-                warehouse,
-                as_of,
-                before,
-                started_at,
-                (writes_after[0] - writes_before[0], writes_after[1] - writes_before[1]),
-            )
+        local = start_local_stack(stack, options, total)
+        warehouse, as_of, airflow_home = local.warehouse, local.as_of, local.airflow_home
+        before = scores_snapshot(warehouse, as_of)
+        writes_before = write_requests(local.admin.stats())
+        started_at = datetime.now(UTC)
+        step(6, total, "DAG lead_scoring", f"airflow dags test {DAG_ID} {as_of} (log: {log_path})")
+        code = run_dag(local.env, as_of, log_path)
+        states = task_states(airflow_home / "airflow.db")
+        failed = sorted(t for t, s in states.items() if s not in ("success", "skipped"))
+        elapsed = time.monotonic() - begun
+        if code != 0 or failed or not states:
+            say()
+            names = ", ".join(failed) or "unknown"
+            say(f"FAILED after {elapsed:.0f}s: task(s) not successful: {names}")
+            say(f"  see {log_path} and the task logs in {airflow_home / 'logs'}")
+            return 1
+        say(f"  all {len(states)} tasks succeeded in {elapsed:.0f}s")
+        writes_after = write_requests(local.admin.stats())
+        report(
+            warehouse,
+            as_of,
+            before,
+            started_at,
+            (writes_after[0] - writes_before[0], writes_after[1] - writes_before[1]),
+        )
     docs = gx_context_dir() / "uncommitted" / "data_docs" / "local_site" / "index.html"
     say()
     say("Outputs")
-    say(
-        f"  scores      table {MARTS}.fct_lead_scores in the embedded warehouse ({server.data_dir})"
-    )
+    say(f"  scores      table {MARTS}.fct_lead_scores in the embedded warehouse ({local.data_dir})")
     say("  rules       dbt_project/seeds/*.csv (ruleset version stamped on every score row)")
     say(f"  data docs   file://{docs}")
     say(f"  task logs   {airflow_home / 'logs'}")
     say(f"  run log     {log_path}")
-    say(f"  dataset     {dataset_dir} (truth.csv holds each contact's hidden propensity)")
+    say(f"  run summary {OPS}.pipeline_runs (what each run loaded, scored, checked, synced)")
+    dataset = local_dir() / "demo" / "dataset"
+    say(f"  dataset     {dataset} (truth.csv holds each contact's hidden propensity)")
     return 0

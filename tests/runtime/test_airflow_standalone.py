@@ -1,0 +1,332 @@
+"""`lead-scoring airflow` (what `make airflow` runs): a real `airflow standalone` on the embedded
+default. Against it: a two-day backfill through the scheduler gives the same scores as two
+single runs, the Airflow UI in headless Chromium shows the DAG with its last run successful,
+and stopping it leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import pytest
+
+from lead_scoring.config import CrmConfig, WarehouseConfig, gx_context_dir
+from lead_scoring.sandbox import Sandbox
+from lead_scoring.synth import SynthConfig, write_dataset
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+REPO = Path(__file__).resolve().parents[2]
+CONTACTS = 300
+SEED = 42  # the CLI's default seed: the single runs below rebuild the same dataset
+# The dataset ends today; the backfill covers the two days before (a backfill creates no run
+# whose interval has not ended).
+END = datetime.now(UTC).date()
+DAYS = [END - timedelta(days=2), END - timedelta(days=1)]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("LEAD_SCORING_TEST_ARTIFACTS", REPO / ".local" / "test-artifacts"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Ui:
+    """The running `lead-scoring airflow` process and what it printed."""
+
+    def __init__(self, local: Path, process: subprocess.Popen[str], lines: list[str]) -> None:
+        self.local = local
+        self.process = process
+        self.lines = lines
+        match = next(re.search(r"Airflow UI\s+(\S+)\s+\(user (\S+), password (\S+)\)", line)
+                     for line in lines if "Airflow UI  http" in line)  # fmt: skip
+        assert match
+        self.url, self.user, self.password = match.groups()
+        self.home = local / "airflow"
+        # `airflow standalone` runs in a session of its own: every Airflow process is in it
+        standalone = [c for c in psutil.Process(process.pid).children()
+                      if "standalone" in " ".join(c.cmdline())]  # fmt: skip
+        assert len(standalone) == 1
+        self.session = standalone[0].pid
+
+    def airflow(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """An `airflow` CLI command against this instance's metadata."""
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+        }
+        return subprocess.run(
+            [str(Path(sys.executable).with_name("airflow")), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Read this instance's Airflow metadata (SQLite)."""
+        import sqlite3
+
+        with sqlite3.connect(self.home / "airflow.db", timeout=10) as db:
+            return db.execute(sql).fetchall()
+
+    def runs(self) -> list[tuple[str, str, str, str]]:
+        """(run id, run type, logical date, state) of every run, oldest first."""
+        return [
+            (str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+            for r in self.query(
+                "select run_id, run_type, logical_date, state from dag_run "
+                "where dag_id = 'lead_scoring' order by logical_date"
+            )
+        ]
+
+    def warehouse(self) -> WarehouseConfig:
+        """The embedded warehouse the UI's runs write (trusted over its socket)."""
+        sockets = sorted((self.local / "pgdata").glob(".s.PGSQL.*"))
+        assert sockets, "the embedded PostgreSQL is not running"
+        return WarehouseConfig(host=str(sockets[0].parent), dbname="warehouse", user="postgres")
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process of this instance: in Airflow's session, or with its Airflow
+        home in the environment (a process that left the session)."""
+        found = []
+        for process in psutil.process_iter():
+            try:
+                if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                if os.getsid(process.pid) == self.session or (
+                    process.environ().get("AIRFLOW_HOME") == str(self.home)
+                    and process.pid != self.process.pid
+                ):
+                    found.append(process)
+            except (psutil.Error, OSError):
+                continue
+        return found
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
+    local = tmp_path_factory.mktemp("airflow-ui")
+    gx_dir = local / "expectations"
+    shutil.copytree(gx_context_dir(), gx_dir, ignore=shutil.ignore_patterns("uncommitted"))
+    env = {
+        **os.environ,
+        "LEAD_SCORING_LOCAL_DIR": str(local),
+        "LEAD_SCORING_GX_DIR": str(gx_dir),
+        "LEAD_SCORING_SCHEDULE": "@daily",
+        # the scheduler runs what is queued (the backfill) but creates no scheduled runs
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("lead-scoring")), "airflow",
+         "--contacts", str(CONTACTS), "--port", str(free_port()),
+         "--ui-port", str(free_port())],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        lines.append(line.rstrip())
+        if "Ctrl-C stops" in line:
+            break
+    assert any("Ctrl-C stops" in line for line in lines), "\n".join(lines)
+    started = Ui(local, process, lines)
+    yield started
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=120)
+    for leftover in started.processes():
+        leftover.kill()
+
+
+def scores(warehouse: WarehouseConfig, as_of: date) -> dict[str, set[tuple[Any, ...]]]:
+    """Every column of the day's scores and of their ledger lines."""
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        return {
+            table: set(
+                conn.execute(
+                    f"select * from lead_scoring_marts.{table} where as_of_date = %s", (as_of,)
+                ).fetchall()
+            )
+            for table in ("fct_lead_scores", "fct_lead_score_ledger")
+        }
+
+
+def single_run(
+    day: date,
+    warehouse: WarehouseConfig,
+    airflow_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """`day` on its own: a fresh warehouse and portal with the same dataset, dag.test()."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from lead_scoring.runtime.demo import task_states
+
+    with Sandbox(port=0, token=f"single-{day}") as sandbox:
+        summary = write_dataset(
+            SynthConfig(contacts=CONTACTS, seed=SEED, end=END),
+            crm_url=sandbox.url,
+            token=sandbox.token,
+            out_dir=tmp_path / f"dataset-{day}",
+        )
+        gx_dir = tmp_path / f"expectations-{day}"
+        shutil.copytree(gx_context_dir(), gx_dir, ignore=shutil.ignore_patterns("uncommitted"))
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse.to_airflow_json())
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CRM", CrmConfig(sandbox.url, sandbox.token).to_airflow_json()
+        )
+        monkeypatch.setenv("LEAD_SCORING_EVENTS_PATH", summary.events_dir)
+        monkeypatch.setenv("LEAD_SCORING_GX_DIR", str(gx_dir))
+        monkeypatch.setenv("LEAD_SCORING_SCHEDULE", "@daily")
+        dag = DagBag(dag_folder=str(REPO / "dags")).dags["lead_scoring"]
+        run = dag.test(logical_date=datetime.combine(day, datetime.min.time(), tzinfo=UTC))
+        states = task_states(airflow_db)
+    assert set(states.values()) == {"success"}, states
+    return str(run.state)
+
+
+@pytest.fixture(scope="module")
+def backfill(ui: Ui) -> list[tuple[str, str, str, str]]:
+    """A two-day backfill through the scheduler. Backfill runs of a paused DAG wait in the
+    queue, so the DAG is unpaused first (the scheduler here creates no scheduled runs)."""
+    ui.airflow("dags", "unpause", "lead_scoring")
+    ui.airflow(
+        "backfill", "create", "--dag-id", "lead_scoring",
+        "--from-date", DAYS[0].isoformat(), "--to-date", DAYS[-1].isoformat(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 1200
+    while time.monotonic() < deadline:
+        runs = [r for r in ui.runs() if r[1] == "backfill"]
+        if len(runs) == len(DAYS) and all(r[3] in ("success", "failed") for r in runs):
+            return runs
+        time.sleep(5)
+    raise AssertionError(f"the backfill did not finish: {ui.runs()}")
+
+
+def test_a_two_day_backfill_scores_what_two_single_runs_score(
+    ui: Ui,
+    backfill: list[tuple[str, str, str, str]],
+    pg_server: WarehouseConfig,
+    airflow_db: Path,
+    dbt_manifest: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.conftest import fresh_database
+
+    assert [r[3] for r in backfill] == ["success"] * len(DAYS), backfill
+    assert [r[2][:10] for r in backfill] == [d.isoformat() for d in DAYS]
+    # Airflow ran both runs at once (a backfill's default); they took turns from the raw gate
+    # to publish, so neither built from the other's tables.
+    spans = sorted(
+        (str(start), str(end))
+        for start, end in ui.query(
+            "select min(case when task_id = 'check_raw' then start_date end), "
+            "max(case when task_id = 'publish' then end_date end) "
+            "from task_instance where dag_id = 'lead_scoring' group by run_id"
+        )
+    )
+    assert len(spans) == len(DAYS)
+    assert spans[0][1] <= spans[1][0], f"two runs built at the same time: {spans}"
+    backfilled = {day: scores(ui.warehouse(), day) for day in DAYS}
+    for day in DAYS:
+        with fresh_database(pg_server) as warehouse:
+            assert single_run(day, warehouse, airflow_db, tmp_path, monkeypatch) == "success"
+            alone = scores(warehouse, day)
+        assert alone["fct_lead_scores"], f"no scores for {day}"
+        for table in alone:
+            assert backfilled[day][table] == alone[table], f"{day}: {table} differs"
+    assert backfilled[DAYS[0]] != backfilled[DAYS[1]]  # the days differ (decay, new activity)
+    # The backfill synced each day in order; the CRM holds the newer day.
+    with psycopg.connect(ui.warehouse().conninfo()) as conn:
+        synced = conn.execute(
+            "select as_of_date, status from lead_scoring_ops.crm_sync_runs order by started_at"
+        ).fetchall()
+        published = conn.execute(
+            "select as_of_date, status from lead_scoring_ops.pipeline_runs order by as_of_date"
+        ).fetchall()
+    assert [(d, "succeeded") for d in DAYS] == [(r[0], r[1]) for r in synced]
+    assert [(d, "succeeded") for d in DAYS] == [(r[0], r[1]) for r in published]
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("LEAD_SCORING_REQUIRE_BROWSER"),
+    reason="Debian's chromium is not installed (CI installs it and sets "
+    "LEAD_SCORING_REQUIRE_BROWSER)",
+)
+def test_the_ui_shows_the_dag_and_its_last_run_successful(
+    ui: Ui, backfill: list[tuple[str, str, str, str]]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    last_run = backfill[-1][0]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "airflow-ui-lead_scoring.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{ui.url}/dags/lead_scoring")
+            assert "/auth/login" in page.url  # the UI asks who we are first
+            page.fill("input[name=username]", ui.user)
+            page.fill("input[name=password]", ui.password)
+            page.click("button:has-text('Sign in')")
+            page.wait_for_url(re.compile(r".*/dags/lead_scoring"), timeout=60_000)
+            latest = page.get_by_role("heading", name="Latest Run").locator("xpath=..")
+            badge = latest.locator("[data-testid=state-badge]")
+            badge.wait_for(timeout=60_000)
+            assert badge.get_attribute("aria-label") == "success"
+            link = latest.locator("a").first.get_attribute("href") or ""
+            assert last_run.replace("+", "%2B") in link or last_run in link, link
+            for task_id in ("extract_contacts", "check_raw", "check_scores", "sync_crm",
+                            "publish"):  # fmt: skip
+                assert page.get_by_text(task_id, exact=True).first.is_visible(), task_id
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+
+
+def test_ctrl_c_stops_airflow_and_leaves_no_process_behind(ui: Ui) -> None:
+    assert ui.processes(), "the instance's processes must be found while it runs"
+    workers = [p for p in ui.processes() if "LocalExecutor" in " ".join(p.cmdline())]
+    assert 0 < len(workers) <= 2  # low parallelism for local use
+    ui.process.send_signal(signal.SIGINT)
+    assert ui.process.wait(timeout=180) == 0
+    rest = ui.process.stdout.read() if ui.process.stdout else ""
+    assert "Airflow stopped" in rest
+    assert "outlived" not in rest, rest  # Airflow stopped itself: nothing had to be killed
+    time.sleep(1)
+    assert ui.processes() == []
+    assert not list((ui.local / "pgdata").glob(".s.PGSQL.*"))  # the warehouse stopped too
+    # and the UI is gone
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", int(ui.url.rsplit(":", 1)[1]))) != 0
