@@ -65,6 +65,17 @@ def _date(value: str) -> date:
         ) from None
 
 
+def _local_stack_arguments(command: argparse.ArgumentParser) -> None:
+    """The embedded default's options, shared by ``demo`` and ``airflow``."""
+    command.add_argument(
+        "--contacts", type=_positive, default=1000, help="synthetic contacts (default 1000)"
+    )
+    command.add_argument("--seed", type=int, default=42, help="synthetic data seed (default 42)")
+    command.add_argument(
+        "--port", type=_port, default=8765, help="sandbox port on 127.0.0.1 (default 8765)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lead-scoring",
@@ -80,13 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the embedded PostgreSQL and the CRM sandbox, write the synthetic "
         "dataset, run the DAG with `airflow dags test`, print the top leads, stop the servers.",
     )
-    demo.add_argument(
-        "--contacts", type=_positive, default=1000, help="synthetic contacts (default 1000)"
-    )
-    demo.add_argument("--seed", type=int, default=42, help="synthetic data seed (default 42)")
-    demo.add_argument(
-        "--port", type=_port, default=8765, help="sandbox port on 127.0.0.1 (default 8765)"
-    )
+    _local_stack_arguments(demo)
     demo.add_argument(
         "--as-of", type=_date, help="score as of this date (default: the dataset's end)"
     )
@@ -98,13 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "as the demo does, then `airflow standalone` on 127.0.0.1 (LocalExecutor, two task "
         "slots); Ctrl-C stops everything it started.",
     )
-    ui.add_argument(
-        "--contacts", type=_positive, default=1000, help="synthetic contacts (default 1000)"
-    )
-    ui.add_argument("--seed", type=int, default=42, help="synthetic data seed (default 42)")
-    ui.add_argument(
-        "--port", type=_port, default=8765, help="sandbox port on 127.0.0.1 (default 8765)"
-    )
+    _local_stack_arguments(ui)
     ui.add_argument(
         "--ui-port", type=_port, default=8080, help="Airflow UI port on 127.0.0.1 (default 8080)"
     )

@@ -32,6 +32,18 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message says which and how to set it."""
 
 
+def env_int(name: str, default: int, minimum: int) -> int:
+    """A whole-number setting from the environment (unset or empty: ``default``)."""
+    raw = os.environ.get(name, "").strip() or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be {minimum} or more, got {value}")
+    return value
+
+
 def repo_root() -> Path:
     """The checkout this package runs from (``plugins/lead_scoring`` is two levels down)."""
     return Path(__file__).resolve().parents[2]

@@ -143,8 +143,15 @@ def load_web_events(
 def take_turn(*, run_id: str, dag_id: str, ti: Any) -> bool:
     """Waits until no other run of the DAG is past this point (a backfill runs several at
     once, beside the scheduled ones): runs build the same tables, so from the raw gate to
-    publish they go one at a time. A lease held by a run that no longer runs is taken over."""
+    publish they go one at a time, oldest logical date first (a backfill scores its days in
+    order and the CRM ends with the newest). A lease held by a run that no longer runs is
+    taken over."""
     from lead_scoring.orchestration.turns import take_turn as take
+
+    earlier = ti.get_previous_dagrun(state="running")
+    if earlier is not None:
+        log.info("waiting for the earlier run %s to finish first", earlier.run_id)
+        return False
 
     def is_running(other: str) -> bool:
         return str(ti.get_dagrun_state(dag_id, other)) in ("running", "DagRunState.RUNNING")
@@ -312,9 +319,9 @@ def on_failure(context: dict[str, Any]) -> None:
             warehouse = None
         with contextlib.suppress(Exception):  # only used to redact; no CRM is not news here
             secrets.append(crm_config(via_airflow=True).token)
+        # The run's turn is not handed back here: its other branches may still be building.
+        # Once the run has ended, the next run takes the lease over (its holder no longer runs).
         record_failure(warehouse, failure, secrets=secrets)
-        if warehouse is not None:  # the next run may go
-            _hand_back(failure.dag_run_id)
     except Exception:  # a broken callback must never mask the task's own failure
         log.exception("the failure summary could not be built")
 

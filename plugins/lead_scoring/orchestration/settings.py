@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from lead_scoring.config import ConfigError
+from lead_scoring.config import ConfigError, env_int
 
 PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 
@@ -33,17 +33,6 @@ PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
-
-
-def _whole(name: str, default: int, minimum: int) -> int:
-    raw = _env(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be {minimum} or more, got {value}")
-    return value
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -95,8 +84,8 @@ def dag_settings_from_env() -> DagSettings:
         raise ConfigError(
             f"LEAD_SCORING_START_DATE must be a date like 2026-01-01, got {raw_start!r}"
         ) from None
-    delay = _whole("LEAD_SCORING_RETRY_DELAY_SECONDS", 60, 0)
-    longest = _whole("LEAD_SCORING_MAX_RETRY_DELAY_SECONDS", 900, 0)
+    delay = env_int("LEAD_SCORING_RETRY_DELAY_SECONDS", 60, 0)
+    longest = env_int("LEAD_SCORING_MAX_RETRY_DELAY_SECONDS", 900, 0)
     if longest < delay:
         raise ConfigError(
             f"LEAD_SCORING_MAX_RETRY_DELAY_SECONDS ({longest}) is shorter than "
@@ -106,7 +95,7 @@ def dag_settings_from_env() -> DagSettings:
         schedule=_schedule(_env("LEAD_SCORING_SCHEDULE", "@hourly")),
         catchup=_flag("LEAD_SCORING_CATCHUP", False),
         start_date=start,
-        retries=_whole("LEAD_SCORING_TASK_RETRIES", 2, 0),
+        retries=env_int("LEAD_SCORING_TASK_RETRIES", 2, 0),
         retry_delay=timedelta(seconds=delay),
         max_retry_delay=timedelta(seconds=longest),
     )

@@ -175,7 +175,12 @@ def _lines(facts: RunFacts) -> list[str]:
         lines.append(
             f"{checkpoint}: {verdict} ({gate['failures']} failures, {gate['warnings']} warnings)"
         )
-    if facts.sync:
+    if facts.sync and facts.sync["status"] == "skipped":
+        lines.append(
+            f"CRM sync ({facts.sync['crm']}): skipped, the CRM holds scores of a later day "
+            "(it never moves back in time)"
+        )
+    elif facts.sync:
         s = facts.sync
         mode = "dry run, would send" if s["dry_run"] else "sent"
         lines.append(

@@ -8,9 +8,12 @@ scheduled ones. Extraction is safe in parallel (one load per source at a time, b
 lock); everything after it is not.
 
 So the DAG's ``take_turn`` sensor holds a lease in the warehouse (``lead_scoring_ops.run_lease``)
-before the raw gate; ``publish`` and the failure callback hand it back. A lease whose run is no
-longer running (killed, marked failed in the UI) is taken over, so a crash never blocks the
-job. The sensor waits in reschedule mode: a waiting run holds no worker slot.
+before the raw gate, and ``publish`` hands it back. A run also lets every earlier run (by
+logical date) that is still running go first, so a backfill scores its days in order and the
+CRM ends with the newest. A run that failed does not hand the lease back (its other branches
+may still be building); once it has ended (failed, killed, marked failed in the UI), its lease
+is stale and the next run takes it over, so a crash never blocks the job. The sensor waits in
+reschedule mode: a waiting run holds no worker slot.
 """
 
 from __future__ import annotations

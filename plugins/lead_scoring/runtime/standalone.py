@@ -168,21 +168,22 @@ class AirflowStandalone:
         return sorted(set(session_members(self.session)) | set(marked_processes(self.marker)))
 
     def stop(self, grace: float = 30.0) -> list[int]:
-        """Stop every process of the instance: SIGINT (standalone stops its components), then
-        SIGTERM, then SIGKILL for what is left. LocalExecutor workers ignore SIGINT and
-        SIGTERM and wait for their scheduler's word; a scheduler that died first would leave
-        them behind for ever, so whatever outlives the group's shutdown is killed. Returns
-        the pids that had to be killed that way (orphans)."""
+        """Stop every process of the instance: SIGINT to standalone (it stops its components),
+        then SIGTERM to the group, then SIGKILL for what is left. LocalExecutor workers ignore
+        SIGINT and wait for their scheduler's word; a scheduler that quit without it would
+        leave them behind for ever, so whatever outlives the shutdown is killed. Returns the
+        pids that had to be killed that way (orphans)."""
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             group = process.pid
-            for sig, wait_for in ((signal.SIGINT, grace), (signal.SIGTERM, 10.0)):
-                try:
-                    os.killpg(group, sig)
-                except ProcessLookupError:
-                    break
-                if _wait_group_gone(group, wait_for):
-                    break
+            # SIGINT to standalone alone: it sends each component one SIGTERM, and the
+            # scheduler then ends its LocalExecutor (the workers' poison pills). A second
+            # signal would make the scheduler quit at once and leave its workers waiting.
+            process.send_signal(signal.SIGINT)
+            if not _wait_group_gone(group, grace):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGTERM)
+                _wait_group_gone(group, 10.0)
             process.wait(timeout=10)
         leftovers = self.members()
         for pid in leftovers:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -45,7 +44,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from lead_scoring.config import WarehouseConfig
+from lead_scoring.config import WarehouseConfig, env_int
 from lead_scoring.warehouse import MARTS, OPS, RULES, connect, ensure_landing_zone
 
 log = logging.getLogger(__name__)
@@ -159,35 +158,22 @@ class TooManyChanges(RuntimeError):
     flip thousands of CRM records at once. Nothing was sent."""
 
 
-def _env_int(name: str, default: int, minimum: int) -> int:
-    from lead_scoring.config import ConfigError
-
-    raw = os.environ.get(name) or str(default)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be {minimum} or more, got {value}")
-    return value
-
-
 def max_changes_from_env() -> int:
     """``LEAD_SCORING_SYNC_MAX_CHANGES`` (default 50,000; 0 = no limit)."""
-    return _env_int("LEAD_SCORING_SYNC_MAX_CHANGES", DEFAULT_MAX_CHANGES, 0)
+    return env_int("LEAD_SCORING_SYNC_MAX_CHANGES", DEFAULT_MAX_CHANGES, 0)
 
 
 def concurrency_from_env() -> int:
     """``LEAD_SCORING_SYNC_CONCURRENCY`` (default 8): batches in flight at once. With a batch
     call taking a few hundred milliseconds, one at a time would leave most of the rate limit
     unused; the client's rate limiter, not this number, decides how fast calls go out."""
-    return _env_int("LEAD_SCORING_SYNC_CONCURRENCY", DEFAULT_CONCURRENCY, 1)
+    return env_int("LEAD_SCORING_SYNC_CONCURRENCY", DEFAULT_CONCURRENCY, 1)
 
 
 def max_attempts_from_env() -> int:
     """``LEAD_SCORING_SYNC_MAX_ATTEMPTS`` (default 5): runs in a row the CRM may refuse the same
     payload of a contact before the sync gives up on it (until the payload changes)."""
-    return _env_int("LEAD_SCORING_SYNC_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1)
+    return env_int("LEAD_SCORING_SYNC_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1)
 
 
 # The values written per scoring model, each named ``<crm_property_prefix>_<suffix>``
