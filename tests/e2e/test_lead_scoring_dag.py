@@ -15,11 +15,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from lead_scoring.config import CrmConfig, WarehouseConfig, gx_context_dir
+from lead_scoring.config import WarehouseConfig
 from lead_scoring.runtime.demo import task_states
 from lead_scoring.sandbox import Sandbox
-from lead_scoring.synth import SynthConfig, write_dataset
-from tests.helpers import crm_writes
+from lead_scoring.synth import SynthConfig
+from tests.helpers import crm_writes, dag_environment, load_dag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -36,28 +36,10 @@ def dag_env(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
-    summary = write_dataset(
-        SynthConfig(contacts=CONTACTS, seed=11, end=END),
-        crm_url=sandbox.url,
-        token=sandbox.token,
-        out_dir=tmp_path / "dataset",
+    summary = dag_environment(
+        SynthConfig(contacts=CONTACTS, seed=11, end=END), warehouse, sandbox, tmp_path, monkeypatch
     )
-    gx_dir = tmp_path / "expectations"
-    shutil.copytree(gx_context_dir(), gx_dir, ignore=shutil.ignore_patterns("uncommitted"))
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse.to_airflow_json())
-    monkeypatch.setenv("AIRFLOW_CONN_CRM", CrmConfig(sandbox.url, sandbox.token).to_airflow_json())
-    monkeypatch.setenv("LEAD_SCORING_EVENTS_PATH", summary.events_dir)
-    monkeypatch.setenv("LEAD_SCORING_GX_DIR", str(gx_dir))
-
     return {"dag": load_dag(), "airflow_db": airflow_db, "summary": summary}
-
-
-def load_dag() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags["lead_scoring"]
 
 
 def run(env: dict[str, Any], mark_success: str | None = None, **conf: Any) -> dict[str, str]:

@@ -22,9 +22,10 @@ import psutil
 import psycopg
 import pytest
 
-from lead_scoring.config import CrmConfig, WarehouseConfig, gx_context_dir
+from lead_scoring.config import WarehouseConfig, gx_context_dir
 from lead_scoring.sandbox import Sandbox
-from lead_scoring.synth import SynthConfig, write_dataset
+from lead_scoring.synth import SynthConfig
+from tests.helpers import dag_environment, load_dag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -181,28 +182,14 @@ def runs_one_at_a_time(
 ) -> dict[date, dict[str, set[tuple[Any, ...]]]]:
     """Each day as a run of its own, in order (dag.test()), in a fresh warehouse and portal
     holding the same dataset: what an operator gets by triggering the days one by one."""
-    from airflow.dag_processing.dagbag import DagBag
-
     from lead_scoring.runtime.demo import task_states
 
     scored = {}
     with Sandbox(port=0, token="one-at-a-time") as sandbox:
-        summary = write_dataset(
-            SynthConfig(contacts=CONTACTS, seed=SEED, end=END),
-            crm_url=sandbox.url,
-            token=sandbox.token,
-            out_dir=tmp_path / "dataset",
-        )
-        gx_dir = tmp_path / "expectations"
-        shutil.copytree(gx_context_dir(), gx_dir, ignore=shutil.ignore_patterns("uncommitted"))
-        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse.to_airflow_json())
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_CRM", CrmConfig(sandbox.url, sandbox.token).to_airflow_json()
-        )
-        monkeypatch.setenv("LEAD_SCORING_EVENTS_PATH", summary.events_dir)
-        monkeypatch.setenv("LEAD_SCORING_GX_DIR", str(gx_dir))
         monkeypatch.setenv("LEAD_SCORING_SCHEDULE", "@daily")
-        dag = DagBag(dag_folder=str(REPO / "dags")).dags["lead_scoring"]
+        config = SynthConfig(contacts=CONTACTS, seed=SEED, end=END)
+        dag_environment(config, warehouse, sandbox, tmp_path, monkeypatch)
+        dag = load_dag()
         for day in days:
             run = dag.test(logical_date=datetime.combine(day, datetime.min.time(), tzinfo=UTC))
             states = task_states(airflow_db)
