@@ -194,41 +194,11 @@ class AirflowStandalone:
             self._log = None
         return leftovers
 
-    def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run an ``airflow`` CLI command against this instance."""
-        done = subprocess.run(
-            [str(Path(sys.executable).with_name("airflow")), *args],
-            env={**self.env, MARKER: self.marker},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise StandaloneError(f"airflow {' '.join(args)} failed: {done.stderr[-2000:]}")
-        return done
-
 
 def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a group whose members are all zombies of ours counts as gone
-    return any(_state(pid) not in ("Z", None) for pid in _group_members(group))
-
-
-def _group_members(group: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == group:
-                    members.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                continue
-    return members
+    """Whether a process of the group is still alive (zombies of ours do not count). The
+    group was started as a session of its own, so its id is also the session's."""
+    return bool(session_members(group))
 
 
 def _state(pid: int) -> str | None:
