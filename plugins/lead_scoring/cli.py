@@ -193,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--crm-url", default="http://127.0.0.1:8765", help="sandbox base URL")
     synth.add_argument("--token", help="sandbox token (default: $LEAD_SCORING_SANDBOX_TOKEN)")
 
+    from lead_scoring.backtest import cli as backtest_cli
+
+    backtest_cli.add_parser(commands, _date, _positive, _share)
+
     commands.add_parser("dbt-parse", help="parse the dbt project into target/manifest.json")
     lint = commands.add_parser("dbt-lint", help="sqlfluff (dbt templater) on the dbt models")
     lint.add_argument("--fix", action="store_true", help="apply sqlfluff's fixes")
@@ -362,6 +366,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from lead_scoring.backtest.cli import cmd_backtest as run
+
+    return run(args)
+
+
 def cmd_dbt_parse(_: argparse.Namespace) -> int:
     from lead_scoring.runtime.dbt_tools import parse_project
 
@@ -395,6 +405,7 @@ COMMANDS = {
     "sandbox": cmd_sandbox,
     "synth": cmd_synth,
     "dbt-parse": cmd_dbt_parse,
+    "backtest": cmd_backtest,
     "dbt-lint": cmd_dbt_lint,
     "quality-init": cmd_quality_init,
 }

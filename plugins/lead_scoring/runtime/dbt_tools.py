@@ -35,11 +35,12 @@ def profile_environment(warehouse: WarehouseConfig) -> dict[str, str]:
 
 
 def run_dbt(
-    warehouse: WarehouseConfig, target: Path, *args: str
+    warehouse: WarehouseConfig, target: Path, *args: str, project: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``dbt <args>`` against ``warehouse`` with artifacts and logs under ``target`` (for the
-    benchmark and the tests; the DAG runs dbt through Cosmos). Does not raise on failure."""
-    project = dbt_project_dir()
+    benchmark, backtests and the tests; the DAG runs dbt through Cosmos), in the product's
+    project or a backtest's copy of it (``project``). Does not raise on failure."""
+    project = project or dbt_project_dir()
     command = [
         _tool("dbt"),
         *args,

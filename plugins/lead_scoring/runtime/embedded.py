@@ -123,7 +123,9 @@ class EmbeddedPostgres:
             secret_file.chmod(0o600)
         return secret_file.read_text().strip()
 
-    def _ensure_role_and_database(self, socket_dir: str, password: str) -> None:
+    def _ensure_role_and_database(
+        self, socket_dir: str, password: str, database: str = DATABASE
+    ) -> None:
         with psycopg.connect(
             host=socket_dir, user="postgres", dbname="postgres", autocommit=True
         ) as conn:
@@ -138,14 +140,24 @@ class EmbeddedPostgres:
                 )
             )
             if (
-                conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
+                conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
                 is None
             ):
                 conn.execute(
                     sql.SQL("create database {} owner {}").format(
-                        sql.Identifier(DATABASE), sql.Identifier(ROLE)
+                        sql.Identifier(database), sql.Identifier(ROLE)
                     )
                 )
+
+    def database(self, name: str) -> WarehouseConfig:
+        """Another database of the started server (created if missing), e.g. a backtest's
+        warehouse for an imported dataset, kept apart from the job's own ``warehouse``."""
+        if self._server is None:
+            raise EmbeddedPostgresError("start the embedded server first")
+        socket_dir = str(self._server.get_postmaster_info().socket_dir)
+        password = self._password()
+        self._ensure_role_and_database(socket_dir, password, name)
+        return WarehouseConfig(host=socket_dir, dbname=name, user=ROLE, password=password)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT to the postmaster), waiting until the process is gone."""

@@ -86,6 +86,7 @@ final as (
         ) as company_employees,
         versions_as_of.country,
         versions_as_of.original_source,
+        versions_as_of.properties,
         case
             when lifecycle_stages_as_of.contact_id is not null
                 then lifecycle_stages_as_of.lifecycle_stage

@@ -30,6 +30,10 @@ renamed as (
         nullif(trim(properties ->> 'hs_analytics_source'), '') as original_source,
         nullif(trim(properties ->> 'lifecyclestage'), '') as lifecycle_stage,
 
+        ----------  json
+        -- every property of the version: rules read other ones as `prop:<name>`
+        properties,
+
         ----------  booleans
         archived as is_archived,
 
