@@ -173,8 +173,14 @@ def score_metrics(frame: pd.DataFrame, score: str = "total_score") -> dict[str, 
 
 
 def mql_volume(scores: pd.DataFrame, cadence_days: float) -> list[dict[str, Any]]:
-    """New MQLs per cutoff (leads whose MQL date is that as-of date), per week."""
-    new = scores[scores["mql_date"].notna() & (scores["mql_date"] == scores["as_of_date"])]
+    """New MQLs per cutoff (leads whose MQL date is that as-of date), per week. The first
+    cutoff is left out: every lead above the threshold "becomes" an MQL on it."""
+    first = scores["as_of_date"].min()
+    new = scores[
+        scores["mql_date"].notna()
+        & (scores["mql_date"] == scores["as_of_date"])
+        & (scores["as_of_date"] > first)
+    ]
     per = new.groupby(["as_of_date", "scoring_model_id"]).size()
     return [
         {
@@ -197,45 +203,63 @@ def mql_conversion(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def new_mqls_per_week(
+    scores: pd.DataFrame, thresholds: np.ndarray, cadence_days: float
+) -> np.ndarray:
+    """For each threshold, the leads per week that would newly reach it: from one cutoff to
+    the next, leads at or above it that were below it (or not yet leads) before."""
+    wide = scores.pivot_table(
+        index="lead_id", columns="as_of_date", values="total_score", aggfunc="max"
+    ).sort_index(axis=1)
+    values = wide.to_numpy()
+    if values.shape[1] < 2:
+        return np.full(len(thresholds), np.nan)
+    weeks = (values.shape[1] - 1) * cadence_days / 7
+    with np.errstate(invalid="ignore"):
+        return np.array(
+            [((values[:, 1:] >= t) & ~(values[:, :-1] >= t)).sum() / weeks for t in thresholds]
+        )
+
+
 def recommend_thresholds(
     frame: pd.DataFrame,
+    scores: pd.DataFrame,
     *,
     capacity_per_week: float | None,
     target_precision: float | None,
     cadence_days: float,
     min_rows: int = 20,
 ) -> list[dict[str, Any]]:
-    """Per model and segment (and ``*`` for all segments): the lowest MQL threshold whose
-    new MQLs per week stay within the sales team's capacity, and the lowest one whose MQLs
-    reached the outcome at the target precision."""
+    """Per model and segment (and ``*`` for all segments): the lowest MQL threshold whose new
+    MQLs per week (over every cutoff's ``scores``) stay within the sales team's capacity, and
+    the lowest one whose lead-cutoffs at or above it in ``frame`` (the holdout) reached the
+    outcome at the target precision."""
     rows: list[dict[str, Any]] = []
-    weeks = max(frame["cutoff"].nunique() * cadence_days / 7, 1e-9)
-    groups: list[tuple[str, str, pd.DataFrame]] = []
+    groups: list[tuple[str, str, pd.DataFrame, pd.DataFrame]] = []
     for model, part in frame.groupby("scoring_model_id"):
-        groups.append((str(model), "*", part))
+        mine = scores[scores["scoring_model_id"] == model]
+        groups.append((str(model), "*", part, mine))
         for segment, seg in part.groupby("segment"):
-            groups.append((str(model), str(segment), seg))
-    for model, segment, part in groups:
+            groups.append((str(model), str(segment), seg, mine[mine["segment"] == segment]))
+    for model, segment, part, volume in groups:
         candidates = np.unique(part["total_score"].to_numpy())
+        per_week = new_mqls_per_week(volume, candidates, cadence_days)
         by_capacity = by_precision = None
-        ordered = part.sort_values(["lead_id", "cutoff"])
-        for threshold in candidates:
-            hit = ordered[ordered["total_score"] >= threshold]
-            first_crossings = hit.drop_duplicates("lead_id")
-            per_week = len(first_crossings) / weeks
+        for threshold, weekly in zip(candidates, per_week, strict=True):
             if (
                 by_capacity is None
                 and capacity_per_week is not None
-                and per_week <= capacity_per_week
+                and weekly <= capacity_per_week
             ):
-                by_capacity = {"threshold": int(threshold), "mqls_per_week": per_week}
+                by_capacity = {"threshold": int(threshold), "mqls_per_week": float(weekly)}
+            hit = part[part["total_score"] >= threshold]
             if by_precision is None and target_precision is not None and len(hit) >= min_rows:
                 precision = float(hit["label"].mean())
                 if precision >= target_precision:
                     by_precision = {
                         "threshold": int(threshold),
                         "precision": precision,
-                        "mqls_per_week": per_week,
+                        "mqls_per_week": float(weekly),
                     }
         rows.append(
             {

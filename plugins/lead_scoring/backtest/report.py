@@ -163,7 +163,8 @@ body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#2
 h1{margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem}
 td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}th{background:#f4f4f4}
-.muted{color:#777}.charts{display:flex;flex-wrap:wrap;gap:1rem}.charts img{max-width:520px}
+.muted{color:#777}.charts{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+.charts img{max-width:520px;height:auto}
 .warn{background:#fff3cd;border:1px solid #e0c060;padding:.5rem 1rem}
 """
 

@@ -9,7 +9,8 @@
 5. Learned points fitted on the earlier cutoffs, written as a draft ruleset and scored like
    the others; a gradient-boosting model on the same features is the reference.
 6. Threshold advice, the leads that change band, and the report (``report.html``) with its
-   data (``metrics.json``, ``band_changes.csv``).
+   data (``metrics.json``, ``band_changes.csv``, and ``labels.csv``: every lead-cutoff of the
+   population with each ruleset's score and what happened).
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def _evaluate(
         "mql_volume": metrics.mql_volume(scores, cadence_days),
         "thresholds": metrics.recommend_thresholds(
             held,
+            scores,
             capacity_per_week=options.capacity_per_week,
             target_precision=options.target_precision,
             cadence_days=cadence_days,
@@ -221,6 +223,10 @@ def run_backtest(
         frames[learned.name], evaluated[learned.name] = _evaluate(
             learned.name, scores[learned.name], outcomes, options, test, cadence_days
         )
+    columns = ["cutoff", "lead_id", "scoring_model_id", "segment", "total_score", "band", "label"]
+    pd.concat([f[columns].assign(ruleset=n) for n, f in frames.items()]).to_csv(
+        options.out_dir / "labels.csv", index=False
+    )
     compared = list(scores)
     changes = pd.DataFrame()
     if len(compared) >= 2:
