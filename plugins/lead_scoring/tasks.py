@@ -332,3 +332,55 @@ def _describe_error(error: object) -> str:
     if isinstance(error, BaseException):
         return f"{type(error).__name__}: {error}"
     return str(error)
+
+
+def backtest(
+    *,
+    run_id: str,
+    logical_date: date,
+    outcome: str,
+    cadence: str,
+    maturity_days: int,
+    max_cutoffs: int | None,
+    draft_ruleset: str | None = None,
+    capacity_per_week: float | None = None,
+    target_precision: float | None = None,
+) -> dict[str, Any]:
+    """Backtest the production ruleset (and a draft from ``dbt_project/rulesets/<name>``, if
+    asked) on the warehouse's own history, fit the learned draft beside a gradient-boosting
+    reference, and write the HTML report under ``LEAD_SCORING_BACKTEST_DIR`` (default
+    ``.local/backtest/warehouse``)/<logical date>. The report's path is in the log and in
+    ``lead_scoring_ops.backtest_runs`` with the headline metrics."""
+    from lead_scoring.backtest.cli import headline
+    from lead_scoring.backtest.runner import BacktestOptions, record_run, run_backtest
+    from lead_scoring.backtest.scoring import BacktestError, Ruleset
+    from lead_scoring.config import dbt_project_dir, local_dir
+
+    rulesets = [Ruleset("production")]
+    if draft_ruleset:
+        folder = dbt_project_dir() / "rulesets" / draft_ruleset
+        if not folder.is_dir():
+            raise BacktestError(
+                f"draft_ruleset {draft_ruleset!r}: no folder {folder} (rulesets live in "
+                "dbt_project/rulesets/)"
+            )
+        rulesets.append(Ruleset("draft", folder))
+    root = Path(os.environ.get("LEAD_SCORING_BACKTEST_DIR", local_dir() / "backtest" / "warehouse"))
+    warehouse = warehouse_config(via_airflow=True)
+    options = BacktestOptions(
+        rulesets=rulesets,
+        outcome=outcome,
+        cadence=cadence,
+        maturity_days=maturity_days,
+        max_cutoffs=max_cutoffs,
+        capacity_per_week=capacity_per_week,
+        target_precision=target_precision,
+        out_dir=root / logical_date.isoformat(),
+        title=f"Backtest of the warehouse, {logical_date.isoformat()}",
+    )
+    result = run_backtest(warehouse, options, say=log.info)
+    for line in headline(result.summary):
+        log.info("%s", line)
+    record_run(warehouse, run_id, result)
+    log.info("backtest report: file://%s", result.report)
+    return {"report": str(result.report), "metrics": str(result.metrics_file)}

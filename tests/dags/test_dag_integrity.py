@@ -111,18 +111,45 @@ def test_params_are_validated_with_a_clear_error(dagbag) -> None:  # type: ignor
             conf(**{name: bad})
 
 
-def test_parsing_the_dag_file_imports_no_heavy_or_stateful_modules(dbt_manifest: Path) -> None:
-    """Great Expectations, the CRM client and the DB driver are imported inside tasks only
-    (httpx is not checked: Airflow's own task SDK imports it)."""
+def test_the_backtest_dag_is_weekly_with_validated_params(dagbag) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = dagbag.dags["lead_scoring_backtest"]
+    assert set(dag.task_dict) == {"backtest"}
+    assert dag.schedule == "@weekly"
+    assert dag.task_dict["backtest"].doc_md
+
+    def conf(**values: object) -> dict[str, object]:
+        params = copy.deepcopy(dag.params)
+        params.update(values)
+        return dict(params.validate())
+
+    assert conf(outcome="customer", draft_ruleset="my_draft")["outcome"] == "customer"
+    for name, bad in (("outcome", "won"), ("cadence", "daily"), ("maturity_days", 0),
+                      ("max_cutoffs", 1), ("draft_ruleset", "../etc"),
+                      ("target_precision", 1.5)):  # fmt: skip
+        with pytest.raises(ParamValidationError, match=name):
+            conf(**{name: bad})
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_parsing_the_dag_file_imports_no_heavy_or_stateful_modules(
+    dbt_manifest: Path, dag_file: Path
+) -> None:
+    """Great Expectations, the CRM client, the DB driver and the backtest's numeric stack are
+    imported inside tasks only (httpx is not checked: Airflow's own task SDK imports it)."""
     probe = (
         "import sys, runpy; runpy.run_path(sys.argv[1]);"
         "heavy = [m for m in ('great_expectations', 'psycopg', 'lead_scoring.crm.client',"
         " 'lead_scoring.quality.gates', 'lead_scoring.sync.hubspot',"
-        " 'lead_scoring.sync.engine', 'lead_scoring.sync.salesforce') if m in sys.modules];"
+        " 'lead_scoring.sync.engine', 'lead_scoring.sync.salesforce', 'sklearn',"
+        " 'matplotlib', 'lead_scoring.backtest.runner') if m in sys.modules];"
         "print('HEAVY=' + ','.join(heavy))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe, str(DAGS / "lead_scoring.py")],
+        [sys.executable, "-c", probe, str(dag_file)],
         capture_output=True,
         text=True,
         env={**os.environ, "AIRFLOW_CONN_WAREHOUSE": "", "AIRFLOW_CONN_CRM": ""},

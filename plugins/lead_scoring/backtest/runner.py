@@ -280,3 +280,44 @@ def run_backtest(
     page = report.write_report(summary, frames, scores, options.out_dir)
     say(f"backtest: report {page} ({summary['seconds']:.0f}s)")
     return BacktestResult(page, metrics_file, summary, learned_folder)
+
+
+def record_run(warehouse: WarehouseConfig, run_id: str, result: BacktestResult) -> None:
+    """One row per backtest in ``lead_scoring_ops.backtest_runs``: where the report is, and the
+    headline metrics (JSON) for BI or a comparison over time."""
+    from psycopg.types.json import Jsonb
+
+    from lead_scoring.warehouse import OPS, connect
+
+    summary = result.summary
+    headline = {
+        name: {
+            m: {k: v.get(k) for k in ("rows", "positives", "auc", "lift_at_10pct")}
+            for m, v in r["models"].items()
+        }
+        for name, r in summary["rulesets"].items()
+    }
+    with connect(warehouse) as conn, conn.transaction():
+        conn.execute(
+            f"create table if not exists {OPS}.backtest_runs ("
+            "run_id text primary key, generated_at timestamptz not null, "
+            "cutoffs text[] not null, holdout_cutoffs text[] not null, outcome text not null, "
+            "report_path text not null, headline jsonb not null, fits jsonb not null)"
+        )
+        conn.execute(
+            f"insert into {OPS}.backtest_runs values (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "on conflict (run_id) do update set generated_at = excluded.generated_at, "
+            "cutoffs = excluded.cutoffs, holdout_cutoffs = excluded.holdout_cutoffs, "
+            "outcome = excluded.outcome, report_path = excluded.report_path, "
+            "headline = excluded.headline, fits = excluded.fits",
+            (
+                run_id,
+                summary["generated_at"],
+                summary["cutoffs"],
+                summary["holdout_cutoffs"],
+                summary["options"]["outcome"],
+                str(result.report),
+                Jsonb(headline),
+                Jsonb([{k: v for k, v in f.items() if k != "rules"} for f in summary["fits"]]),
+            ),
+        )
