@@ -18,7 +18,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export SCARF_ANALYTICS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo airflow dbt-docs test lint format unit bench lock sandbox manifest compose-check clean clean-local
+.PHONY: help venv demo airflow backtest dbt-docs test lint format unit bench lock sandbox manifest compose-check clean clean-local
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 
 sandbox: $(STAMP)  ## serve the CRM sandbox on 127.0.0.1:8765 (token from LEAD_SCORING_SANDBOX_TOKEN)
 	$(BIN)/lead-scoring sandbox --port 8765
+
+backtest: $(STAMP)  ## backtest rulesets and write the HTML report (ARGS='--dataset uci|olist|synthetic|FOLDER', default: the demo's warehouse)
+	$(BIN)/lead-scoring backtest $(ARGS)
 
 dbt-docs: $(STAMP)  ## dbt's docs site as one file (.local/dbt-docs/static_index.html), from the demo's warehouse
 	$(BIN)/lead-scoring dbt-docs

@@ -56,6 +56,8 @@ class BacktestOptions:
     capacity_per_week: float | None = None
     target_precision: float | None = 0.3
     learn: bool = True
+    # score the learned draft with dbt like the others (False: fit and write it only)
+    score_learned: bool = True
     leakage_auc: float = 0.9
     out_dir: Path = field(default_factory=lambda: local_dir() / "backtest" / "report")
     title: str = "Backtest"
@@ -216,8 +218,9 @@ def run_backtest(
         learned_folder = learn.write_learned_ruleset(
             baseline, fits, options.out_dir / "learned_ruleset"
         )
+        say(f"backtest: learned points written to {learned_folder}")
+    if options.learn and options.score_learned and learned_folder is not None:
         learned = Ruleset(f"{baseline.name}_learned"[:31], learned_folder)
-        say(f"backtest: learned points written to {learned_folder}; scoring them")
         timings[learned.name] = score_cutoffs(warehouse, learned, cutoffs, progress=say)
         scores[learned.name] = read_scores(warehouse, learned)
         frames[learned.name], evaluated[learned.name] = _evaluate(

@@ -249,16 +249,26 @@ def read_rule_units(warehouse: WarehouseConfig, ruleset: Ruleset) -> pd.DataFram
 
 
 def read_outcomes(warehouse: WarehouseConfig) -> pd.DataFrame:
-    """Each lead's creation, attribute-recording time and lifecycle dates, from the raw contacts
-    (the latest version holds every date reached; the earliest says when the CRM first knew the
-    lead's attributes)."""
+    """Each lead's creation, attribute-recording time and lifecycle dates, from the raw contacts.
+
+    The latest version holds every date reached. The attributes were known from the earlier of
+    the first stored version and the time the CRM's property history says every scored
+    attribute had been set: a warehouse that began with one full extraction stores each
+    contact's first version at that extraction, long after most attributes were entered."""
     stages = ("marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer", "other")
     dates = ", ".join(
         f"nullif(latest.properties ->> 'hs_lifecyclestage_{s}_date', '') as {s}_at" for s in stages
     )
     query = sql.SQL(
-        "with firsts as (select contact_id, min(updated_at) as attributes_known_at "
+        "with versions as (select contact_id, min(updated_at) as first_version_at "
         "from raw_crm.contacts group by contact_id), "
+        "recorded as (select contact_id, max(first_set_at) as all_set_at from ("
+        "  select contact_id, property, min(changed_at) as first_set_at "
+        "  from raw_crm.contact_property_history where property <> 'lifecyclestage' "
+        "  group by contact_id, property) as per_property group by contact_id), "
+        "firsts as (select versions.contact_id, least(versions.first_version_at, "
+        "recorded.all_set_at) as attributes_known_at from versions "
+        "left join recorded using (contact_id)), "
         "latest as (select distinct on (contact_id) contact_id, properties, archived "
         "from raw_crm.contacts order by contact_id, updated_at desc) "
         "select latest.contact_id as lead_id, "

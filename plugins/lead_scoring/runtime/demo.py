@@ -387,9 +387,34 @@ def start_local_stack(stack: ExitStack, options: DemoOptions, total: int) -> Loc
     )
 
 
+def run_demo_backtest(warehouse: WarehouseConfig, total: int) -> Path:
+    """Step 7: backtest the production ruleset on the demo's own history (a few weekly cutoffs,
+    the latest held out) beside its learned draft, and write the HTML report."""
+    from lead_scoring.backtest.cli import headline
+    from lead_scoring.backtest.runner import BacktestOptions, run_backtest
+    from lead_scoring.backtest.scoring import BacktestError, Ruleset
+
+    out_dir = local_dir() / "backtest" / "demo"
+    step(7, total, "backtest", f"production vs learned ruleset on past cutoffs -> {out_dir}")
+    options = BacktestOptions(
+        rulesets=[Ruleset("production")],
+        max_cutoffs=5,
+        capacity_per_week=50,
+        out_dir=out_dir,
+        title="Backtest of the demo warehouse",
+    )
+    try:
+        result = run_backtest(warehouse, options, say=say)
+    except BacktestError as exc:
+        raise DemoError(f"the backtest failed: {exc}") from None
+    for line in headline(result.summary):
+        say(f"  {line}")
+    return result.report
+
+
 def run_demo(options: DemoOptions) -> int:
     """Run the demo; returns the process exit code (non-zero if any task failed)."""
-    total = 6
+    total = 7
     log_path = local_dir() / "demo" / "last_run.log"
     say("Lead scoring demo (embedded PostgreSQL + CRM sandbox + Airflow `dags test`)")
     begun = time.monotonic()
@@ -420,6 +445,7 @@ def run_demo(options: DemoOptions) -> int:
             started_at,
             (writes_after[0] - writes_before[0], writes_after[1] - writes_before[1]),
         )
+        backtest_report = run_demo_backtest(warehouse, total)
     docs = gx_context_dir() / "uncommitted" / "data_docs" / "local_site" / "index.html"
     say()
     say("Outputs")
@@ -429,6 +455,7 @@ def run_demo(options: DemoOptions) -> int:
     say(f"  task logs   {airflow_home / 'logs'}")
     say(f"  run log     {log_path}")
     say(f"  run summary {OPS}.pipeline_runs (what each run loaded, scored, checked, synced)")
+    say(f"  backtest    file://{backtest_report} (make backtest ARGS='--dataset uci' for more)")
     dataset = local_dir() / "demo" / "dataset"
     say(f"  dataset     {dataset} (truth.csv holds each contact's hidden propensity)")
     return 0
