@@ -23,7 +23,6 @@ Schedule: `LEAD_SCORING_BACKTEST_SCHEDULE` (default `@weekly`, or `none`). Conne
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -31,13 +30,12 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from lead_scoring import tasks
-
-SCHEDULE = os.environ.get("LEAD_SCORING_BACKTEST_SCHEDULE", "@weekly").strip() or "@weekly"
+from lead_scoring.orchestration.settings import backtest_schedule_from_env
 
 
 @dag(
     dag_id="lead_scoring_backtest",
-    schedule=None if SCHEDULE.lower() == "none" else SCHEDULE,
+    schedule=backtest_schedule_from_env(),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -9,7 +9,7 @@ import pytest
 
 from lead_scoring.cli import build_parser, main
 
-SUBCOMMANDS = ["demo", "sandbox", "synth", "dbt-parse", "dbt-lint", "quality-init"]
+SUBCOMMANDS = ["demo", "backtest", "sandbox", "synth", "dbt-parse", "dbt-lint", "quality-init"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -28,6 +28,10 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
         (["demo", "--port", "70000"], "at most 65535"),
         (["demo", "--as-of", "yesterday"], "expected a date"),
         (["frobnicate"], "invalid choice"),
+        (["backtest", "--ruleset", "rules/draft"], "write NAME=FOLDER"),
+        (["backtest", "--cadence", "daily"], "invalid choice"),
+        (["backtest", "--maturity-days", "0"], "must be at least 1"),
+        (["backtest", "--end", "soon"], "expected a date"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_reason(

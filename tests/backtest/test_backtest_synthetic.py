@@ -22,11 +22,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from lead_scoring import tasks
 from lead_scoring.backtest import adapters, runner
 from lead_scoring.backtest.contract import import_dataset
-from lead_scoring.backtest.scoring import Ruleset
 from lead_scoring.config import WarehouseConfig
 from lead_scoring.synth.generator import SynthConfig
+from lead_scoring.warehouse import connect
 from tests.conftest import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 class Run:
     result: runner.BacktestResult
     truth: dict[str, float]
-    warehouse: WarehouseConfig
+    recorded: list[tuple[str, str, dict[str, object]]]
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +49,36 @@ def run(pg_server: WarehouseConfig, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("backtest")
     config = SynthConfig(contacts=1500, seed=7, end=date(2026, 11, 1), days=240, dirty_share=0)
     adapters.write_synthetic(config, root / "synthetic")
-    with fresh_database(pg_server) as warehouse:
-        imported = import_dataset(warehouse, root / "synthetic")
-        options = runner.BacktestOptions.with_defaults(
-            imported.defaults,
-            rulesets=[Ruleset("production")],
+    with fresh_database(pg_server) as warehouse, pytest.MonkeyPatch.context() as env:
+        import_dataset(warehouse, root / "synthetic")
+        # through the weekly DAG's task, as Airflow runs it: the warehouse connection from
+        # the environment, the report under LEAD_SCORING_BACKTEST_DIR, a row in the ops table
+        env.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse.to_airflow_json())
+        env.setenv("LEAD_SCORING_BACKTEST_DIR", str(root / "reports"))
+        paths = tasks.backtest(
+            run_id="scheduled__2026-11-01",
+            logical_date=date(2026, 11, 1),
             outcome="marketingqualifiedlead",
+            cadence="weekly",
+            maturity_days=30,
             max_cutoffs=6,
             capacity_per_week=40,
-            out_dir=root / "report",
+            target_precision=0.3,
         )
-        result = runner.run_backtest(warehouse, options)
+        report = Path(paths["report"])
+        assert report.parent == root / "reports" / "2026-11-01"
+        metrics_file = Path(paths["metrics"])
+        summary = json.loads(metrics_file.read_text())
+        result = runner.BacktestResult(
+            report, metrics_file, summary, report.parent / "learned_ruleset"
+        )
+        with connect(warehouse) as conn:
+            recorded = conn.execute(
+                "select run_id, report_path, headline from lead_scoring_ops.backtest_runs"
+            ).fetchall()
         with (root / "synthetic" / "truth.csv").open() as handle:
             truth = {row["lead_id"]: float(row["propensity"]) for row in csv.DictReader(handle)}
-        yield Run(result, truth, warehouse)
+        yield Run(result, truth, recorded)
 
 
 def _auc(run: Run, name: str) -> float:
@@ -100,6 +117,14 @@ def test_the_learned_ruleset_beats_the_production_one_and_the_truth_bounds_both(
     ]
     oracle = roc_auc_score(scores["label"], scores["lead_id"].map(run.truth))
     assert oracle > learned
+
+
+def test_the_weekly_task_records_where_the_report_is(run: Run) -> None:
+    assert len(run.recorded) == 1
+    run_id, report_path, headline = run.recorded[0]
+    assert run_id == "scheduled__2026-11-01"
+    assert report_path == str(run.result.report)
+    assert headline["production"]["default"]["auc"] == _auc(run, "production")
 
 
 def test_the_holdout_is_the_latest_cutoffs(run: Run) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from lead_scoring.backtest import learn, metrics
-from lead_scoring.backtest.scoring import Ruleset
+from lead_scoring.backtest.scoring import BacktestError, Ruleset
 
 
 def _utc(text: str | None) -> pd.Timestamp:
@@ -233,3 +233,26 @@ def test_a_rule_that_gives_the_answer_away_is_flagged_and_gets_no_points(tmp_pat
     assert rules.loc["dem_title_executive", "learned_points"] == 0
     assert bool(rules.loc["dem_title_executive", "leakage"]) is True
     assert not bool(rules.loc["dem_title_manager", "leakage"])
+
+
+def test_a_draft_ruleset_overlays_the_production_seeds_and_names_what_it_cannot_use(
+    tmp_path,
+) -> None:
+    draft = tmp_path / "draft"
+    draft.mkdir()
+    (draft / "demographic_rules.csv").write_text(
+        "scoring_model_id,rule_id,component,attribute,operator,rule_value,points,description\n"
+        "default,dem_title_executive,demographic,job_title,regex,vp,45,Executives\n"
+    )
+    files = Ruleset("draft", draft).seed_files()
+    assert files["demographic_rules.csv"] == draft / "demographic_rules.csv"
+    assert files["behavioral_rules.csv"].parent.name == "seeds"  # kept from production
+    points = Ruleset("draft", draft).rule_points().set_index("rule_id")
+    assert points.loc["dem_title_executive", "points"] == 45
+    (draft / "rules.csv").write_text("a\n1\n")
+    with pytest.raises(BacktestError, match=r"rules\.csv is not a seed"):
+        Ruleset("draft", draft).seed_files()
+    with pytest.raises(BacktestError, match="lowercase letters"):
+        Ruleset("Draft-1", draft)
+    with pytest.raises(BacktestError, match="is not a folder"):
+        Ruleset("missing", tmp_path / "nope")

@@ -98,7 +98,8 @@ def test_a_bad_schedule_is_a_dag_import_error_naming_the_variable(dbt_manifest: 
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, check=True
     )
-    assert "DAGS=\n" in done.stdout or done.stdout.rstrip().endswith("DAGS=")
+    dags = done.stdout.rsplit("DAGS=", 1)[1].split()
+    assert "lead_scoring" not in ",".join(dags).split(",")  # the other DAG still loads
     assert "LEAD_SCORING_SCHEDULE must be one of" in done.stdout
     good = subprocess.run(
         [sys.executable, "-c", probe],
@@ -108,4 +109,16 @@ def test_a_bad_schedule_is_a_dag_import_error_naming_the_variable(dbt_manifest: 
         text=True,
         check=True,
     )
-    assert "DAGS=lead_scoring" in good.stdout
+    assert set(good.stdout.rsplit("DAGS=", 1)[1].strip().split(",")) == {
+        "lead_scoring",
+        "lead_scoring_backtest",
+    }
+    weekly = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env={**os.environ, "LEAD_SCORING_BACKTEST_SCHEDULE": "weekly-ish"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "LEAD_SCORING_BACKTEST_SCHEDULE must be one of" in weekly.stdout

@@ -44,7 +44,7 @@ def _flag(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _schedule(raw: str) -> str | None:
+def _schedule(raw: str, name: str = "LEAD_SCORING_SCHEDULE") -> str | None:
     """A cron preset or a five-field cron expression; ``none`` for manual runs only."""
     from croniter import croniter  # type: ignore[import-untyped]
 
@@ -53,7 +53,7 @@ def _schedule(raw: str) -> str | None:
     if raw in PRESETS or (len(raw.split()) == 5 and croniter.is_valid(raw)):
         return raw
     raise ConfigError(
-        f"LEAD_SCORING_SCHEDULE must be one of {', '.join(PRESETS)}, a cron expression such as "
+        f"{name} must be one of {', '.join(PRESETS)}, a cron expression such as "
         f"'0 6 * * *' (UTC), or 'none' for manual runs only; got {raw!r}"
     )
 
@@ -98,4 +98,11 @@ def dag_settings_from_env() -> DagSettings:
         retries=env_int("LEAD_SCORING_TASK_RETRIES", 2, 0),
         retry_delay=timedelta(seconds=delay),
         max_retry_delay=timedelta(seconds=longest),
+    )
+
+
+def backtest_schedule_from_env() -> str | None:
+    """The weekly backtest DAG's schedule: ``LEAD_SCORING_BACKTEST_SCHEDULE`` (``@weekly``)."""
+    return _schedule(
+        _env("LEAD_SCORING_BACKTEST_SCHEDULE", "@weekly"), "LEAD_SCORING_BACKTEST_SCHEDULE"
     )
