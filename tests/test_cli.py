@@ -29,6 +29,7 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
         (["demo", "--as-of", "yesterday"], "expected a date"),
         (["frobnicate"], "invalid choice"),
         (["backtest", "--ruleset", "rules/draft"], "write NAME=FOLDER"),
+        (["backtest", "--ruleset", "draft=/no/such/folder"], "is not a folder"),
         (["backtest", "--cadence", "daily"], "invalid choice"),
         (["backtest", "--maturity-days", "0"], "must be at least 1"),
         (["backtest", "--end", "soon"], "expected a date"),

@@ -18,6 +18,8 @@ def _ruleset_arg(value: str) -> tuple[str, Path]:
     name, sep, folder = value.partition("=")
     if not sep or not name or not folder:
         raise argparse.ArgumentTypeError(f"{value!r}: write NAME=FOLDER, e.g. draft=rules/draft")
+    if not Path(folder).is_dir():
+        raise argparse.ArgumentTypeError(f"{folder} is not a folder (a ruleset is a seed folder)")
     return name, Path(folder)
 
 
@@ -94,6 +96,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from lead_scoring.runtime.embedded import EmbeddedPostgres
 
     root = local_dir() / "backtest"
+    try:
+        drafts = [Ruleset(n, f) for n, f in args.ruleset]  # refused before any work
+    except BacktestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     with ExitStack() as stack:
         defaults: dict[str, Any] = {}
         if args.dataset:
@@ -132,7 +139,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         rulesets = [
             Ruleset(base, dbt_project_dir() / "rulesets" / base) if base else Ruleset("production")
         ]
-        rulesets += [Ruleset(n, f) for n, f in args.ruleset]
+        rulesets += drafts
         given = {
             "outcome": args.outcome,
             "cadence": args.cadence,
