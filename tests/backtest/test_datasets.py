@@ -14,10 +14,10 @@ import pytest
 from lead_scoring.backtest import adapters, runner
 from lead_scoring.backtest.contract import import_dataset
 from lead_scoring.backtest.scoring import Ruleset
-from lead_scoring.config import WarehouseConfig, dbt_project_dir, repo_root
+from lead_scoring.config import WarehouseConfig, dbt_project_dir
 from tests.conftest import fresh_database
 
-SHARED = Path(os.environ.get("LEAD_SCORING_SHARED_DATA", repo_root().parent / "shared" / "data"))
+SHARED = adapters.shared_data_dir()
 UCI = SHARED / "uci_bank_marketing" / "bank-additional-full.csv"
 OLIST = SHARED / "olist_marketing_funnel"
 needs_data = pytest.mark.skipif(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,6 +52,13 @@ class AdapterSummary:
             "  left out (would leak the label or is not about the lead): "
             + (", ".join(self.left_out) or "nothing"),
         ]
+
+
+def shared_data_dir() -> Path:
+    """Where the real datasets are: ``$LEAD_SCORING_SHARED_DATA``, else ``../shared/data``."""
+    from lead_scoring.config import repo_root
+
+    return Path(os.environ.get("LEAD_SCORING_SHARED_DATA", repo_root().parent / "shared" / "data"))
 
 
 def _iso(moment: datetime) -> str:

@@ -67,12 +67,9 @@ def add_parser(commands: Any, date_type: Any, positive: Any, share: Any) -> None
 
 def _dataset_folder(name: str, args: argparse.Namespace, root: Path) -> tuple[Path, Any]:
     from lead_scoring.backtest import adapters
-    from lead_scoring.config import repo_root
     from lead_scoring.synth.generator import SynthConfig
 
-    shared = Path(
-        os.environ.get("LEAD_SCORING_SHARED_DATA", repo_root().parent / "shared" / "data")
-    )
+    shared = adapters.shared_data_dir()
     folder = root / "datasets" / name
     if name == "uci":
         source = shared / "uci_bank_marketing" / "bank-additional-full.csv"
@@ -111,10 +108,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             else:
                 folder = Path(args.dataset)
                 name = "".join(c if c.isalnum() else "_" for c in folder.resolve().name.lower())
-            server = stack.enter_context(ExitStack())
             embedded = EmbeddedPostgres(local_dir() / "pgdata")
-            embedded.start()
-            server.callback(embedded.stop)
+            stack.enter_context(embedded)
             warehouse = embedded.database(f"backtest_{name}"[:63])
             try:
                 imported = import_dataset(warehouse, folder)
