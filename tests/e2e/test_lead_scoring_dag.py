@@ -91,13 +91,21 @@ def scores(warehouse: WarehouseConfig, as_of: date = END) -> dict[tuple[str, str
     return {(str(r[0]), str(r[1])): (int(r[2]), str(r[3])) for r in rows}
 
 
-def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
+def test_dag_scores_syncs_writes_nothing_when_unchanged_and_holds_back_a_drifting_ruleset(
     dag_env: dict[str, Any],
     warehouse: WarehouseConfig,
     sandbox: Sandbox,
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """One warehouse, run after run (a full run costs a minute and a half, so the scenarios
+    share their first run): the first run scores and syncs; the second, with nothing changed,
+    writes nothing; then a ruleset change that flips most leads to hot is held back by the
+    score gate until it is approved."""
+    from lead_scoring.runtime.dbt_tools import parse_project
+
     caplog.set_level(logging.INFO)
     states = run(dag_env)
     out, err = capfd.readouterr()
@@ -205,69 +213,8 @@ def test_dag_scores_syncs_and_then_writes_nothing_when_unchanged(
     assert sync == (0, 0)
     assert crm_writes(sandbox) == after_first
 
-
-def test_poisoned_extract_stops_the_run_before_dbt_and_the_crm(
-    dag_env: dict[str, Any], warehouse: WarehouseConfig, sandbox: Sandbox
-) -> None:
-    # The day's export is mostly garbage: the loader quarantines every bad line (nothing is
-    # lost), and the raw gate refuses a run whose loads quarantined more than 5% of their rows.
-    events = Path(dag_env["summary"].events_dir)
-    files = sorted(events.rglob("*.jsonl"))
-    good_lines = sum(len(f.read_text().splitlines()) for f in files)
-    garbage = [f'{{"type": "page", "messageId": "junk-{i}", "timestamp": "not a time"'
-               for i in range(good_lines // 5)]  # fmt: skip
-    (files[-1].parent / "zz-poisoned.jsonl").write_text("\n".join(garbage) + "\n")
-
-    states = run(dag_env)
-    assert states.pop("__run__") == "failed"
-    assert states["check_raw"] == "failed"
-    dbt_states = {task: state for task, state in states.items() if task.startswith("dbt_build.")}
-    assert dbt_states
-    assert set(dbt_states.values()) == {"upstream_failed"}, dbt_states
-    assert states["check_scores"] == "upstream_failed"
-    assert states["sync_crm"] == "upstream_failed"
-    assert states["publish"] == "upstream_failed"
-    assert crm_writes(sandbox) == (0, 0)
-    # The callback's summary: which stage, why, how many rows, what did not run, where to look.
-    summary = run_summary(warehouse)
-    assert (summary["status"], summary["failed_stage"]) == ("failed", "raw gate")
-    assert [t["task_id"] for t in summary["failed_tasks"]] == ["check_raw"]
-    text = summary["summary"]
-    assert "FAILED at stage 'raw gate'" in text
-    assert "loads.quarantine_share" in text
-    assert "not run: dbt, score gate, sync, publish (the CRM was not written)" in text
-    web = re.search(r"segment\.web_events ([\d,]+) read, [\d,]+ new, ([\d,]+) quarantined", text)
-    assert web, text
-    assert int(web.group(2).replace(",", "")) >= len(garbage)
-    assert "task log: http" in text
-    assert "Data Docs: file://" in text
-    assert sandbox.token not in text
-    with psycopg.connect(warehouse.conninfo()) as conn:
-        gate = conn.execute(
-            "select passed, failures::text from lead_scoring_ops.quality_gate_runs"
-        ).fetchall()
-        quarantined = conn.execute(
-            "select count(*) from raw_analytics.quarantine where source_file like %s",
-            ("%zz-poisoned.jsonl",),
-        ).fetchone()
-    assert len(gate) == 1
-    assert gate[0][0] is False
-    assert "loads.quarantine_share" in gate[0][1]
-    assert quarantined == (len(garbage),)  # kept with their reason, not dropped
-
-
-def test_ruleset_change_that_flips_leads_to_hot_waits_for_approval(
-    dag_env: dict[str, Any],
-    warehouse: WarehouseConfig,
-    sandbox: Sandbox,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from lead_scoring.runtime.dbt_tools import parse_project
-
-    states = run(dag_env)
-    assert states.pop("__run__") == "success"
-    before = scores(warehouse)
+    # A ruleset change that flips most leads to hot waits for approval.
+    before = first
     writes = crm_writes(sandbox)
     hot_before = sum(band == "hot" for _, band in before.values()) / len(before)
     assert hot_before < 0.5
@@ -339,3 +286,53 @@ def test_ruleset_change_that_flips_leads_to_hot_waits_for_approval(
     assert {
         (lead, p): v["properties"][f"{p}_band"] for lead, v in held.items() for p in prefixes
     } == {key: band for key, (_, band) in flipped.items()}
+
+
+def test_poisoned_extract_stops_the_run_before_dbt_and_the_crm(
+    dag_env: dict[str, Any], warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    # The day's export is mostly garbage: the loader quarantines every bad line (nothing is
+    # lost), and the raw gate refuses a run whose loads quarantined more than 5% of their rows.
+    events = Path(dag_env["summary"].events_dir)
+    files = sorted(events.rglob("*.jsonl"))
+    good_lines = sum(len(f.read_text().splitlines()) for f in files)
+    garbage = [f'{{"type": "page", "messageId": "junk-{i}", "timestamp": "not a time"'
+               for i in range(good_lines // 5)]  # fmt: skip
+    (files[-1].parent / "zz-poisoned.jsonl").write_text("\n".join(garbage) + "\n")
+
+    states = run(dag_env)
+    assert states.pop("__run__") == "failed"
+    assert states["check_raw"] == "failed"
+    dbt_states = {task: state for task, state in states.items() if task.startswith("dbt_build.")}
+    assert dbt_states
+    assert set(dbt_states.values()) == {"upstream_failed"}, dbt_states
+    assert states["check_scores"] == "upstream_failed"
+    assert states["sync_crm"] == "upstream_failed"
+    assert states["publish"] == "upstream_failed"
+    assert crm_writes(sandbox) == (0, 0)
+    # The callback's summary: which stage, why, how many rows, what did not run, where to look.
+    summary = run_summary(warehouse)
+    assert (summary["status"], summary["failed_stage"]) == ("failed", "raw gate")
+    assert [t["task_id"] for t in summary["failed_tasks"]] == ["check_raw"]
+    text = summary["summary"]
+    assert "FAILED at stage 'raw gate'" in text
+    assert "loads.quarantine_share" in text
+    assert "not run: dbt, score gate, sync, publish (the CRM was not written)" in text
+    web = re.search(r"segment\.web_events ([\d,]+) read, [\d,]+ new, ([\d,]+) quarantined", text)
+    assert web, text
+    assert int(web.group(2).replace(",", "")) >= len(garbage)
+    assert "task log: http" in text
+    assert "Data Docs: file://" in text
+    assert sandbox.token not in text
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        gate = conn.execute(
+            "select passed, failures::text from lead_scoring_ops.quality_gate_runs"
+        ).fetchall()
+        quarantined = conn.execute(
+            "select count(*) from raw_analytics.quarantine where source_file like %s",
+            ("%zz-poisoned.jsonl",),
+        ).fetchone()
+    assert len(gate) == 1
+    assert gate[0][0] is False
+    assert "loads.quarantine_share" in gate[0][1]
+    assert quarantined == (len(garbage),)  # kept with their reason, not dropped

@@ -71,13 +71,17 @@ class Ui:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
         }
-        return subprocess.run(
+        done = subprocess.run(
             [str(Path(sys.executable).with_name("airflow")), *args],
             env=env,
             capture_output=True,
             text=True,
-            check=True,
         )
+        assert done.returncode == 0, (
+            f"airflow {' '.join(args)} exited {done.returncode}\n"
+            f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
+        )
+        return done
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Read this instance's Airflow metadata (SQLite)."""
@@ -199,14 +203,18 @@ def runs_one_at_a_time(
 
 
 @pytest.fixture(scope="module")
-def backfill(ui: Ui) -> list[tuple[str, str, str, str]]:
-    """A two-day backfill through the scheduler. Backfill runs of a paused DAG wait in the
+def backfill_started(ui: Ui) -> None:
+    """A two-day backfill handed to the scheduler. Backfill runs of a paused DAG wait in the
     queue, so the DAG is unpaused first (the scheduler here creates no scheduled runs)."""
     ui.airflow("dags", "unpause", "lead_scoring")
     ui.airflow(
         "backfill", "create", "--dag-id", "lead_scoring",
         "--from-date", DAYS[0].isoformat(), "--to-date", DAYS[-1].isoformat(),
     )  # fmt: skip
+
+
+def backfill_finished(ui: Ui) -> list[tuple[str, str, str, str]]:
+    """The backfill's runs, once each has ended."""
     deadline = time.monotonic() + 1200
     while time.monotonic() < deadline:
         runs = [r for r in ui.runs() if r[1] == "backfill"]
@@ -216,9 +224,15 @@ def backfill(ui: Ui) -> list[tuple[str, str, str, str]]:
     raise AssertionError(f"the backfill did not finish: {ui.runs()}")
 
 
+@pytest.fixture(scope="module")
+def backfill(ui: Ui, backfill_started: None) -> list[tuple[str, str, str, str]]:
+    """The finished two-day backfill."""
+    return backfill_finished(ui)
+
+
 def test_a_two_day_backfill_scores_what_the_days_run_one_at_a_time_score(
     ui: Ui,
-    backfill: list[tuple[str, str, str, str]],
+    backfill_started: None,
     pg_server: WarehouseConfig,
     airflow_db: Path,
     dbt_manifest: Path,
@@ -227,6 +241,11 @@ def test_a_two_day_backfill_scores_what_the_days_run_one_at_a_time_score(
 ) -> None:
     from tests.conftest import fresh_database
 
+    # The days one at a time run here, in this process and a warehouse of their own, while
+    # the scheduler works through the backfill (the two share nothing but the machine).
+    with fresh_database(pg_server) as warehouse:
+        single = runs_one_at_a_time(DAYS, warehouse, airflow_db, tmp_path, monkeypatch)
+    backfill = backfill_finished(ui)
     assert [r[3] for r in backfill] == ["success"] * len(DAYS), backfill
     assert [r[2][:10] for r in backfill] == [d.isoformat() for d in DAYS]
     # Airflow ran both runs at once (a backfill's default); they took turns from the raw gate
@@ -242,8 +261,6 @@ def test_a_two_day_backfill_scores_what_the_days_run_one_at_a_time_score(
     assert len(spans) == len(DAYS)
     assert spans[0][1] <= spans[1][0], f"two runs built at the same time: {spans}"
     backfilled = {day: scores(ui.warehouse(), day) for day in DAYS}
-    with fresh_database(pg_server) as warehouse:
-        single = runs_one_at_a_time(DAYS, warehouse, airflow_db, tmp_path, monkeypatch)
     for day in DAYS:
         assert single[day]["fct_lead_scores"], f"no scores for {day}"
         for table, rows in single[day].items():
