@@ -48,8 +48,10 @@ test: $(STAMP) lint  ## lint, type-check and run the whole test suite
 unit: $(STAMP)  ## only the fast tests (no servers)
 	$(BIN)/pytest -m "not integration and not e2e"
 
-bench: $(STAMP)  ## benchmarks (extraction memory, load rate vs COPY, scoring build full vs 1% new, sync at the rate limit) into BENCHMARKS.md
-	$(BIN)/python -m lead_scoring.bench $(BENCH_ARGS)
+SIZE ?= 10000
+RUNS ?= 3
+bench: $(STAMP)  ## every stage against its floor, into BENCHMARKS.md (SIZE=10000[,100000...] RUNS=3 COMPARE='REV_A REV_B')
+	$(BIN)/python -m lead_scoring.bench --size $(SIZE) --runs $(RUNS) $(if $(COMPARE),--compare $(COMPARE)) $(BENCH_ARGS)
 
 lint: $(STAMP)  ## ruff, mypy on the package, sqlfluff on the dbt models
 	$(BIN)/ruff check plugins dags tests
