@@ -8,7 +8,6 @@ the retry delay).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -35,25 +34,10 @@ os.environ["LEAD_SCORING_LOCAL_DIR"] = str(TEST_ROOT)
 from lead_scoring.config import WarehouseConfig  # noqa: E402
 from lead_scoring.runtime.embedded import EmbeddedPostgres  # noqa: E402
 from lead_scoring.sandbox import Sandbox  # noqa: E402
-from tests.airflow_stack import backfill, backfill_started, ui  # noqa: E402, F401
-
-AIRFLOW_STACK_TESTS = "tests/runtime/test_airflow_standalone.py"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def airflow_stack_starts_early(request: pytest.FixtureRequest) -> None:
-    """`airflow standalone` and its two-day backfill take minutes, mostly of waiting on the
-    scheduler: when a test that needs them is selected, they start with the session and run
-    beside the other tests (tests/airflow_stack.py)."""
-    if any(item.nodeid.startswith(AIRFLOW_STACK_TESTS) for item in request.session.items):
-        # pytest keeps a failure to start: the tests that need the stack report it, not every
-        # test of the session
-        with contextlib.suppress(Exception):
-            request.getfixturevalue("backfill_started")
 
 
 @pytest.fixture(scope="session")
