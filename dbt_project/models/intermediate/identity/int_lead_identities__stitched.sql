@@ -90,27 +90,16 @@ identity_emails as (
 
 ),
 
-latest_identity_emails as (
-
-    select distinct on (identity_emails.identity_type, identity_emails.identity_value)
-        identity_emails.identity_type,
-        identity_emails.identity_value,
-        identity_emails.trait_email
-    from identity_emails
-    order by
-        identity_emails.identity_type asc,
-        identity_emails.identity_value asc,
-        identity_emails.occurred_at desc
-
-),
-
-first_bindings as (
+-- Each identity with each email it was identified with: when first (the binding's start) and
+-- when last (which email is the latest).
+identity_bindings as (
 
     select
         identity_emails.identity_type,
         identity_emails.identity_value,
         identity_emails.trait_email,
-        min(identity_emails.occurred_at) as identified_at
+        min(identity_emails.occurred_at) as identified_at,
+        max(identity_emails.occurred_at) as last_identified_at
     from identity_emails
     group by
         identity_emails.identity_type,
@@ -119,21 +108,35 @@ first_bindings as (
 
 ),
 
+-- The latest email of each identity, bound since that email's first identify. (One pass: a
+-- join of the identities back onto their bindings misled the planner into a nested loop
+-- that grew with identities x contacts, 14 s at 10k contacts; BENCHMARKS.md.)
+latest_bindings as (
+
+    select distinct on (identity_bindings.identity_type, identity_bindings.identity_value)
+        identity_bindings.identity_type,
+        identity_bindings.identity_value,
+        identity_bindings.trait_email,
+        identity_bindings.identified_at
+    from identity_bindings
+    order by
+        identity_bindings.identity_type asc,
+        identity_bindings.identity_value asc,
+        identity_bindings.last_identified_at desc,
+        identity_bindings.trait_email asc
+
+),
+
 web_identities as (
 
     select
-        latest_identity_emails.identity_type,
-        latest_identity_emails.identity_value,
+        latest_bindings.identity_type,
+        latest_bindings.identity_value,
         lead_emails.lead_id,
-        first_bindings.identified_at as bound_at
-    from latest_identity_emails
-    inner join first_bindings
-        on
-            latest_identity_emails.identity_type = first_bindings.identity_type
-            and latest_identity_emails.identity_value = first_bindings.identity_value
-            and latest_identity_emails.trait_email = first_bindings.trait_email
+        latest_bindings.identified_at as bound_at
+    from latest_bindings
     inner join lead_emails
-        on latest_identity_emails.trait_email = lead_emails.email
+        on latest_bindings.trait_email = lead_emails.email
 
 ),
 
