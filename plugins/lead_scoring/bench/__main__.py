@@ -66,6 +66,18 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _write_results(
+    path: Path,
+    size: int,
+    revisions: list[harness.Revision],
+    by_revision: dict[str, list[harness.Cycle]],
+) -> None:
+    cycles = {label: [asdict(c) for c in runs] for label, runs in by_revision.items()}
+    payload = {"size": size, "revisions": {r.label: r.commit for r in revisions}, "cycles": cycles}
+    path.write_text(json.dumps(payload, indent=1, default=str))
+    harness._say(f"  figures so far: {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from lead_scoring.config import local_dir
     from lead_scoring.runtime.embedded import EmbeddedPostgres
@@ -95,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             for size in args.size:
                 data = harness.dataset(size, fresh=args.fresh_data)
                 by_revision: dict[str, list[harness.Cycle]] = {r.label: [] for r in revisions}
+                # Every run's figures are written as soon as it ends: an interrupted
+                # benchmark keeps the runs it finished.
+                results = results_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{size}.json"
                 for attempt in range(1, args.runs + 1):
                     for revision in revisions:
                         harness._say(
@@ -106,21 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                                 revision, data, warehouse, rate_limit=args.rate_limit, work=work
                             )
                         )
-                stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{size}"
-                (results_dir / f"{stamp}.json").write_text(
-                    json.dumps(
-                        {
-                            "size": size,
-                            "revisions": {r.label: r.commit for r in revisions},
-                            "cycles": {
-                                label: [asdict(c) for c in cycles]
-                                for label, cycles in by_revision.items()
-                            },
-                        },
-                        indent=1,
-                        default=str,
-                    )
-                )
+                        _write_results(results, size, revisions, by_revision)
                 generated = (
                     "re-used from an earlier run"
                     if data.generated_seconds is None
