@@ -26,3 +26,8 @@
 {% macro as_of_cutoff() -%}
     (cast({{ as_of_date() }} + 1 as timestamp) at time zone 'utc')
 {%- endmacro %}
+
+{#- The as-of cutoff as the score history stores it: UTC, without a time zone. -#}
+{% macro history_cutoff() -%}
+    cast({{ as_of_date() }} + 1 as timestamp)
+{%- endmacro %}

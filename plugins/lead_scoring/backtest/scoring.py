@@ -37,7 +37,7 @@ from lead_scoring.warehouse import connect
 
 log = logging.getLogger(__name__)
 
-PROJECT_PARTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests", "snapshots")
+PROJECT_PARTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
 SCORE_MODELS = "+fct_lead_scores +fct_lead_score_ledger"
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 # Ledger lines that are rules of the ruleset (not caps, clamps or floors derived from them).
