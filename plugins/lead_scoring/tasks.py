@@ -154,7 +154,18 @@ def take_turn(*, run_id: str, dag_id: str, ti: Any) -> bool:
         return False
 
     def is_running(other: str) -> bool:
-        return str(ti.get_dagrun_state(dag_id, other)) in ("running", "DagRunState.RUNNING")
+        try:
+            state = ti.get_dagrun_state(dag_id, other)
+        except Exception as exc:  # AirflowRuntimeError, from the API server's answer
+            if _is_not_found(exc):
+                log.warning(
+                    "run %s holds the turn but Airflow has no such run any more (deleted, "
+                    "replaced by `dags test`, or cleaned): releasing it",
+                    other,
+                )
+                return False
+            raise
+        return str(state) in ("running", "DagRunState.RUNNING")
 
     holder = take(warehouse_config(via_airflow=True), run_id, is_running)
     if holder:
@@ -162,6 +173,16 @@ def take_turn(*, run_id: str, dag_id: str, ti: Any) -> bool:
         return False
     log.info("run %s has its turn", run_id)
     return True
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    """Whether an error from the task SDK says the API server found no such object (404)."""
+    error = getattr(exc, "error", None)
+    detail = getattr(error, "detail", None)
+    if isinstance(detail, dict) and detail.get("status_code") == 404:
+        return True
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None) == 404
 
 
 def _hand_back(run_id: str) -> None:

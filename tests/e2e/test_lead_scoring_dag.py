@@ -49,6 +49,7 @@ def run(env: dict[str, Any], mark_success: str | None = None, **conf: Any) -> di
         run_conf=conf,
         mark_success_pattern=mark_success,
     )
+    env["run_id"] = dag_run.run_id
     states = task_states(env["airflow_db"])
     states["__run__"] = str(dag_run.state)
     return states
@@ -336,3 +337,20 @@ def test_poisoned_extract_stops_the_run_before_dbt_and_the_crm(
     assert gate[0][0] is False
     assert "loads.quarantine_share" in gate[0][1]
     assert quarantined == (len(garbage),)  # kept with their reason, not dropped
+
+    # The failed run kept its turn. The operator fixes the export and runs the day again with
+    # `dags test`, which replaces the failed run: its turn is released, not waited for.
+    failed_run = dag_env["run_id"]
+    assert lease_holder(warehouse) == failed_run
+    (files[-1].parent / "zz-poisoned.jsonl").unlink()
+    states = run(dag_env, mark_success=r"check_raw|dbt_build\..*|check_scores|sync_crm|publish")
+    assert states["take_turn"] == "success", states
+    assert states.pop("__run__") == "success"
+    assert dag_env["run_id"] != failed_run
+    assert lease_holder(warehouse) == dag_env["run_id"]
+
+
+def lease_holder(warehouse: WarehouseConfig) -> str | None:
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        row = conn.execute("select dag_run_id from lead_scoring_ops.run_lease").fetchone()
+    return None if row is None else row[0]
