@@ -9,16 +9,21 @@ A line that cannot be an event goes to quarantine with one of these reasons, its
 number, and the line as it was:
 
 =====================  ==========================================================
-``bad_encoding``       not UTF-8
-``malformed_json``     not JSON, or JSON but not an object
+``bad_encoding``       not UTF-8, or a lone UTF-16 surrogate escape (``"\\ud83d"``)
+``malformed_json``     not JSON, JSON but not an object, or ``NaN`` / ``Infinity``
+                       (not JSON, and PostgreSQL's jsonb refuses them)
 ``oversized_event``    over 64 KiB (Segment itself caps an event at 32 KB)
 ``nul_character``      contains a NUL, which PostgreSQL text and jsonb cannot hold
-``unknown_type``       ``type`` is not one of the Segment spec's call types
+``unknown_type``       ``type`` is not one of the Segment spec's call types (or not a string)
 ``missing_message_id`` no ``messageId``: it could not be deduplicated
 ``missing_identity``   neither ``userId`` nor ``anonymousId`` (GA4: ``user_pseudo_id``)
+``invalid_identity``   ``userId`` or ``anonymousId`` is not a string or a number
 ``missing_event_name`` a ``track`` call without ``event`` (GA4: no ``event_name``)
-``bad_timestamp``      ``timestamp`` missing or not ISO-8601 (GA4: ``event_timestamp``)
+``bad_timestamp``      ``timestamp`` missing, not ISO-8601, or out of range (``1e30``, year 1
+                       with an offset east of UTC) (GA4: ``event_timestamp``)
 ``future_timestamp``   more than a day ahead of the load
+``invalid_event``      anything else that made the line unreadable (the error is the detail):
+                       one bad line never fails the load
 =====================  ==========================================================
 
 Blank lines are not records and are skipped.
@@ -37,6 +42,7 @@ import gzip
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +57,8 @@ from lead_scoring.load.batch import Rejected
 log = logging.getLogger(__name__)
 
 SEGMENT_TYPES = frozenset({"track", "page", "identify", "screen", "group", "alias"})
+# A \uD800-\uDFFF escape: fine in a pair (an emoji written ASCII-only), not alone.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 MAX_EVENT_BYTES = 64 * 1024
 FUTURE_TOLERANCE = timedelta(days=1)
 FORMATS = ("segment", "ga4")
@@ -149,7 +157,18 @@ def web_event_rows(
                 if not raw_line.strip():
                     continue
                 lines += 1
-                yield parse(raw_line, event_file.name, line_no, now)
+                row: tuple[Any, ...] | Rejected
+                try:
+                    row = parse(raw_line, event_file.name, line_no, now)
+                except Exception as exc:  # a kind of bad line nobody foresaw: keep it, go on
+                    row = Rejected(
+                        "invalid_event",
+                        f"{type(exc).__name__}: {exc}"[:1000],
+                        raw_line.decode("utf-8", "replace").rstrip("\r\n"),
+                        event_file.name,
+                        line_no,
+                    )
+                yield row
         if number % 100 == 0 or number == len(chosen):
             rate = lines / max(time.monotonic() - started, 1e-6)
             log.info(
@@ -176,12 +195,43 @@ def _decode(
     if "\x00" in text or "\\u0000" in text:
         return reject("nul_character", "NUL cannot be stored in PostgreSQL text", text)
     try:
-        event = json.loads(text)
+        event = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         return reject("malformed_json", f"{exc.msg} at column {exc.colno}", text)
+    except ValueError as exc:
+        return reject("malformed_json", str(exc), text)
     if not isinstance(event, dict):
         return reject("malformed_json", f"a JSON {type(event).__name__}, not an object", text)
+    if SURROGATE_ESCAPE.search(text):
+        where = _lone_surrogate(event)
+        if where:
+            return reject("bad_encoding", f"{where} holds a lone UTF-16 surrogate", text)
     return text, event
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (PostgreSQL's jsonb refuses it)")
+
+
+def _lone_surrogate(value: Any, path: str = "") -> str | None:
+    """Where in the decoded event a string holds a lone surrogate (json.loads joins pairs)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "the event"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
+        value, list
+    ) else ()
+    for key, item in items:
+        name = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and _lone_surrogate(key):
+            return f"the key {name!r}"
+        found = _lone_surrogate(item, name)
+        if found:
+            return found
+    return None
 
 
 def parse_line(
@@ -284,14 +334,18 @@ def event_row(
         return Rejected(reason, detail, text, source_file, line_no)
 
     kind = event.get("type")
-    if kind not in SEGMENT_TYPES:
-        return reject("unknown_type", f"type {kind!r} is not a Segment call type")
+    if not isinstance(kind, str) or kind not in SEGMENT_TYPES:
+        return reject("unknown_type", f"type {str(kind)[:100]!r} is not a Segment call type")
     message_id = event.get("messageId")
     if not isinstance(message_id, str) or not message_id.strip():
         return reject("missing_message_id", "messageId is required to deduplicate")
     user_id, anonymous_id = event.get("userId"), event.get("anonymousId")
     if not user_id and not anonymous_id:
         return reject("missing_identity", "neither userId nor anonymousId")
+    for field, value in (("userId", user_id), ("anonymousId", anonymous_id)):
+        if value and (isinstance(value, bool) or not isinstance(value, str | int | float)):
+            kind_of = type(value).__name__
+            return reject("invalid_identity", f"{field} is a JSON {kind_of}, not a string")
     name = event.get("event") if kind == "track" else event.get("name")
     if kind == "track" and (not isinstance(name, str) or not name.strip()):
         return reject("missing_event_name", "a track call needs an event name")

@@ -341,6 +341,15 @@ def previous_window(
     return None if row is None else (row[0], row[1], row[2])
 
 
+def _storable(text: str) -> str:
+    """Text PostgreSQL can hold, for a quarantined payload: NULs and lone surrogates (the
+    reasons some records are quarantined) are written as their JSON escapes."""
+    text = text.replace("\x00", "\\u0000")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _quarantine(
     conn: psycopg.Connection[Any],
     schema: str,
@@ -359,8 +368,8 @@ def _quarantine(
         (
             source,
             r.reason,
-            r.detail,
-            r.raw_payload.replace("\x00", "\\u0000"),
+            _storable(r.detail),
+            _storable(r.raw_payload),
             payload_hash(r.raw_payload),
             r.source_file,
             r.source_line,

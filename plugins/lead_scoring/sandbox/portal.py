@@ -611,6 +611,20 @@ class Portal:
                 raise
         return counts
 
+    def corrupt_contact(self, email: str, properties: dict[str, Any]) -> None:
+        """Fault injection (sandbox admin): set property values exactly as given (a list, an
+        object, a NUL, a lone surrogate), bypassing the string form HubSpot keeps, to see what
+        the extractor does with a record no well-behaved portal would send."""
+        with self._lock:
+            row = self._db.execute("select * from contacts where email = ?", (email,)).fetchone()
+            if row is None:
+                raise KeyError(email)
+            merged = {**json.loads(row["properties"]), **properties}
+            self._db.execute(
+                "update contacts set properties = ? where id = ?",
+                (json.dumps(merged, sort_keys=True), row["id"]),
+            )
+
     def _seed_history(self, contact_id: int, props: dict[str, str], created: str) -> None:
         """A seeded contact's history as HubSpot would hold it: its values as set at creation,
         and the lifecycle stage moving through each stage on that stage's entry date."""
