@@ -523,6 +523,16 @@ def test_killing_the_sync_process_and_running_it_again_sends_each_change_once(
         total = crm_writes(sb)
     assert resumed.changed < 2000  # what was accepted before the kill is not sent again
     assert total[1] == 2000  # every lead written exactly once, across both runs
+    # The killed run is closed by the next one, with what it had done.
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        runs = conn.execute(
+            "select status, accepted, sent, error from lead_scoring_ops.crm_sync_runs "
+            "order by started_at"
+        ).fetchall()
+    assert [r[0] for r in runs] == ["abandoned", "succeeded"]
+    killed = runs[0]
+    assert 0 < killed[1] <= killed[2]  # batches it had answers for, and those it sent
+    assert "abandoned" in killed[3] and resumed.sync_run_id in killed[3]
     assert {k: (int(v["dw_lead_score"]), v["dw_lead_band"]) for k, v in held.items()} == scores
 
 

@@ -75,7 +75,8 @@ create table if not exists {OPS}.crm_sync_runs (
     dag_run_id text,
     as_of_date date not null,
     dry_run boolean not null,
-    status text not null check (status in ('running', 'succeeded', 'failed', 'skipped')),
+    status text not null
+        check (status in ('running', 'succeeded', 'failed', 'skipped', 'abandoned')),
     started_at timestamptz not null default now(),
     finished_at timestamptz,
     scores_considered integer not null default 0,
@@ -140,11 +141,48 @@ alter table {OPS}.crm_sync_in_flight add primary key (crm, lead_id, scoring_mode
 alter table {OPS}.crm_sync_runs add column if not exists crm text not null default 'hubspot';
 """
 
-# A metrics table from before runs could be skipped accepts the new status.
+# A metrics table from before runs could be skipped or abandoned accepts the new statuses.
 RUNS_STATUS_MIGRATION = f"""
 alter table {OPS}.crm_sync_runs drop constraint if exists crm_sync_runs_status_check;
 alter table {OPS}.crm_sync_runs add constraint crm_sync_runs_status_check
-    check (status in ('running', 'succeeded', 'failed', 'skipped'));
+    check (status in ('running', 'succeeded', 'failed', 'skipped', 'abandoned'));
+"""
+
+# Runs still 'running' when the lock is ours died (killed worker, lost host): close them with
+# what the ledger and the write-ahead say they did. Runs before a kill-proof counter existed
+# count only what this can see: answers recorded (ledger rows stamped with the run's id) and
+# changes still in flight.
+CLOSE_ABANDONED = f"""
+with done as (
+    select
+        runs.sync_run_id,
+        count(*) filter (where ledger.status = 'accepted') as accepted,
+        count(*) filter (where ledger.status = 'not_found') as not_found,
+        count(*) filter (where ledger.status in ('failing', 'gave_up')) as failed
+    from {OPS}.crm_sync_runs as runs
+    left join {OPS}.crm_sync_ledger as ledger
+        on ledger.sync_run_id = runs.sync_run_id and ledger.crm = runs.crm
+    where runs.crm = %(crm)s and runs.status = 'running'
+    group by runs.sync_run_id
+),
+flying as (
+    select sync_run_id, count(*) as in_flight
+    from {OPS}.crm_sync_in_flight where crm = %(crm)s group by sync_run_id
+)
+update {OPS}.crm_sync_runs as runs set
+    status = 'abandoned',
+    finished_at = now(),
+    accepted = done.accepted,
+    not_found = done.not_found,
+    failed = done.failed,
+    sent = done.accepted + done.not_found + done.failed + coalesce(flying.in_flight, 0),
+    error = 'abandoned: the process running it stopped before it ended (killed?); closed by '
+        || 'sync ' || %(closer)s || ' with what the ledger recorded; '
+        || coalesce(flying.in_flight, 0) || ' change(s) in flight are checked against the CRM'
+from done
+left join flying on flying.sync_run_id = done.sync_run_id
+where runs.sync_run_id = done.sync_run_id
+returning runs.sync_run_id, runs.accepted, coalesce(flying.in_flight, 0)
 """
 
 DEFAULT_MAX_CHANGES = 50_000
@@ -456,8 +494,23 @@ def run_sync(
             "select pg_get_constraintdef(oid) from pg_constraint "
             "where conname = 'crm_sync_runs_status_check'"
         ).fetchone()
-        if constraint and "skipped" not in str(constraint[0]):
+        if constraint and "abandoned" not in str(constraint[0]):
             control.execute(RUNS_STATUS_MIGRATION)
+        # One sync per CRM at a time; the lock dies with the session of a killed process, so
+        # every run still 'running' once we hold it was abandoned.
+        control.execute(
+            "select pg_advisory_lock(hashtext(%s))", (f"lead_scoring.sync:{target.name}",)
+        )
+        for closed, accepted, flying in control.execute(
+            CLOSE_ABANDONED, {"crm": target.name, "closer": result.sync_run_id}
+        ).fetchall():
+            log.warning(
+                "sync %s never ended (its process was killed?): closed as abandoned; it had "
+                "%d change(s) accepted and %d in flight, which this run checks with the CRM",
+                closed,
+                accepted,
+                flying,
+            )
         control.execute(
             f"insert into {OPS}.crm_sync_runs "
             "(sync_run_id, crm, dag_run_id, as_of_date, dry_run, status) "
