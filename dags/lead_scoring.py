@@ -5,6 +5,8 @@ Scores every CRM contact in the warehouse and writes the changed scores back to 
 run covers one data interval of the schedule (hourly by default) and scores as of that
 interval's day, so the day's last run scores everything the day brought.
 
+- **rules**: `check_rules` checks the ruleset (the seed CSVs) first; a bad value fails the
+  run naming the file, line, rule id, column and value.
 - **extract**: `extract_contacts`, `extract_email_events`, `load_web_events`, side by side;
   produce the `raw_crm.*` and `raw_analytics.*` assets.
 - **turn**: `take_turn` waits (without holding a worker slot) until no other run is past it:
@@ -158,6 +160,10 @@ def lead_scoring() -> None:
             full_refresh=bool(context["params"].get("full_refresh")),
         )
 
+    @task(doc_md=tasks.check_rules.__doc__)
+    def check_rules() -> dict[str, Any]:
+        return tasks.check_rules()
+
     @task.sensor(
         poke_interval=30, timeout=6 * 3600, mode="reschedule", doc_md=tasks.take_turn.__doc__
     )
@@ -236,6 +242,7 @@ def lead_scoring() -> None:
         )
 
     extracts = [extract_contacts(), extract_email_events(), load_web_events()]
+    check_rules() >> extracts  # a broken ruleset stops the run before it reads anything
     extracts >> take_turn() >> check_raw() >> dbt_build
     dbt_build >> check_scores() >> sync_crm() >> publish()
 

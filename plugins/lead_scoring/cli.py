@@ -197,6 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     backtest_cli.add_parser(commands, _date, _positive, _share)
 
+    rules = commands.add_parser("rules", help="work with a ruleset (a folder of rule CSVs)")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="command")
+    check = rules_commands.add_parser(
+        "validate",
+        help="check a ruleset folder before it scores anything (exit 1 naming each problem)",
+        description="Checks every rule file of the folder (the production seeds fill in the "
+        "files it lacks) against the dbt project's column types and seed tests: each problem "
+        "is named by file, line, rule id, column and value. For a pull-request check.",
+    )
+    check.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        help="the ruleset folder (default: the production seeds, dbt_project/seeds)",
+    )
     commands.add_parser("dbt-parse", help="parse the dbt project into target/manifest.json")
     lint = commands.add_parser("dbt-lint", help="sqlfluff (dbt templater) on the dbt models")
     lint.add_argument("--fix", action="store_true", help="apply sqlfluff's fixes")
@@ -397,7 +412,22 @@ def cmd_quality_init(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    from lead_scoring.config import dbt_project_dir
+    from lead_scoring.rules.validate import RulesetError, validate_ruleset
+
+    folder = (args.folder or dbt_project_dir() / "seeds").resolve()
+    try:
+        checked = validate_ruleset(folder)
+    except RulesetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ruleset {folder}: {checked} rows checked, no problems")
+    return 0
+
+
 COMMANDS = {
+    "rules": cmd_rules,
     "demo": cmd_demo,
     "airflow": cmd_airflow,
     "grant-bi-reader": cmd_grant_bi_reader,

@@ -140,6 +140,19 @@ def load_web_events(
     return _load_summary(result)
 
 
+def check_rules() -> dict[str, Any]:
+    """The ruleset (the dbt project's seeds) is checked before anything is scored: a bad value
+    fails the run here, naming the file, line, rule id, column and value, instead of a dbt
+    test that names none of them after the extracts ran."""
+    from lead_scoring.config import dbt_project_dir
+    from lead_scoring.rules.validate import validate_ruleset
+
+    folder = dbt_project_dir() / "seeds"
+    checked = validate_ruleset(folder)
+    log.info("ruleset %s: %d rows checked, no problems", folder, checked)
+    return {"ruleset": str(folder), "rows_checked": checked}
+
+
 def take_turn(*, run_id: str, dag_id: str, ti: Any) -> bool:
     """Waits until no other run of the DAG is past this point (a backfill runs several at
     once, beside the scheduled ones): runs build the same tables, so from the raw gate to

@@ -43,8 +43,8 @@ EXTRACTS = {"extract_contacts", "extract_email_events", "load_web_events"}
 
 
 def test_lead_scoring_stages_run_in_order(dagbag) -> None:  # type: ignore[no-untyped-def]
-    """extract (three tasks side by side) -> turn -> raw gate -> every dbt node -> score gate
-    -> sync -> publish, and nothing skips a stage."""
+    """rules -> extract (three tasks side by side) -> turn -> raw gate -> every dbt node ->
+    score gate -> sync -> publish, and nothing skips a stage."""
     tasks = dagbag.dags["lead_scoring"].task_dict
     dbt_tasks = {t for t in tasks if t.startswith("dbt_build.")}
     assert {
@@ -52,10 +52,11 @@ def test_lead_scoring_stages_run_in_order(dagbag) -> None:  # type: ignore[no-un
         "dbt_build.assert_one_score_per_lead_and_model_test",
         "dbt_build.scoring_models_seed_build",
     } <= dbt_tasks
-    assert set(tasks) == EXTRACTS | dbt_tasks | {"take_turn", "check_raw", "check_scores",
-                                                 "sync_crm", "publish"}  # fmt: skip
+    assert set(tasks) == EXTRACTS | dbt_tasks | {"check_rules", "take_turn", "check_raw",
+                                                 "check_scores", "sync_crm", "publish"}  # fmt: skip
+    assert tasks["check_rules"].upstream_task_ids == set()  # a broken ruleset reads nothing
     for load in EXTRACTS:
-        assert tasks[load].upstream_task_ids == set(), load  # side by side, first
+        assert tasks[load].upstream_task_ids == {"check_rules"}, load  # side by side
         assert tasks[load].downstream_task_ids == {"take_turn"}, load
     assert tasks["take_turn"].downstream_task_ids == {"check_raw"}
     assert tasks["take_turn"].mode == "reschedule"  # a waiting run holds no worker slot
@@ -86,7 +87,15 @@ def test_each_stage_declares_what_it_produces(dagbag) -> None:  # type: ignore[n
     assert "lead_scoring_marts.fct_lead_scores" in produced("check_scores")
     assert produced("sync_crm") == {"crm.lead_scores"}
     assert produced("publish") == {"lead_scoring_ops.pipeline_runs"}
-    for task_id in (*EXTRACTS, "take_turn", "check_raw", "check_scores", "sync_crm", "publish"):
+    for task_id in (
+        *EXTRACTS,
+        "check_rules",
+        "take_turn",
+        "check_raw",
+        "check_scores",
+        "sync_crm",
+        "publish",
+    ):
         assert tasks[task_id].doc_md, f"{task_id} has no task docs"
 
 

@@ -120,7 +120,8 @@ def test_each_poisoned_crm_record_is_quarantined_and_the_rest_of_the_page_loads(
          "created": 1780000000000 + i}
         for i in range(10)
     ] + [
-        {"id": "nul", "type": "OPEN", "recipient": "lead\x00@example.com", "created": 1780000000100},
+        {"id": "nul", "type": "OPEN", "recipient": "lead\x00@example.com",
+         "created": 1780000000100},
         {"id": "surrogate", "type": "CLICK", "recipient": "\udc00@example.com",
          "created": 1780000000200},
     ]  # fmt: skip
@@ -142,7 +143,8 @@ def test_each_poisoned_crm_record_is_quarantined_and_the_rest_of_the_page_loads(
     for _, _, named in poisoned.values():
         assert any(named in detail for detail in details), (named, details)
     payloads = " ".join(raw for *_, raw in kept)
-    assert "\\u0000" in payloads and "\\ud83d" in payloads and "\\udc00" in payloads
+    for escape in ("\\u0000", "\\ud83d", "\\udc00"):
+        assert escape in payloads
 
     # The watermarks moved: the next run reads only what changed, and does not fail again.
     with psycopg.connect(warehouse.conninfo()) as conn:

@@ -532,7 +532,8 @@ def test_killing_the_sync_process_and_running_it_again_sends_each_change_once(
     assert [r[0] for r in runs] == ["abandoned", "succeeded"]
     killed = runs[0]
     assert 0 < killed[1] <= killed[2]  # batches it had answers for, and those it sent
-    assert "abandoned" in killed[3] and resumed.sync_run_id in killed[3]
+    assert "abandoned" in killed[3]
+    assert resumed.sync_run_id in killed[3]
     assert {k: (int(v["dw_lead_score"]), v["dw_lead_band"]) for k, v in held.items()} == scores
 
 

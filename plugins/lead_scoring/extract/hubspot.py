@@ -200,7 +200,9 @@ def contact_row(
                 return Rejected("bad_timestamp", f"property {name}: {exc}", raw)
             if moment > latest:
                 return Rejected(
-                    "future_timestamp", f"property {name} is {moment.isoformat()}, in the future", raw
+                    "future_timestamp",
+                    f"property {name} is {moment.isoformat()}, in the future",
+                    raw,
                 )
     email = properties.get("email")
     if email and not (isinstance(email, str) and EMAIL_PATTERN.fullmatch(email.strip())):

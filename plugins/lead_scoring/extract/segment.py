@@ -221,9 +221,13 @@ def _lone_surrogate(value: Any, path: str = "") -> str | None:
         except UnicodeEncodeError:
             return path or "the event"
         return None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
-        value, list
-    ) else ()
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     for key, item in items:
         name = f"{path}.{key}" if path else str(key)
         if isinstance(key, str) and _lone_surrogate(key):

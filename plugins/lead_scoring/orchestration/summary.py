@@ -41,8 +41,9 @@ create table if not exists {OPS}.pipeline_runs (
 """
 
 # The stages of the DAG in the order they run; the extract tasks run side by side.
-STAGES = ("extract", "turn", "raw gate", "dbt", "score gate", "sync", "publish")
+STAGES = ("rules", "extract", "turn", "raw gate", "dbt", "score gate", "sync", "publish")
 _STAGE_OF_TASK = {
+    "check_rules": "rules",
     "extract_contacts": "extract",
     "extract_email_events": "extract",
     "load_web_events": "extract",
