@@ -139,3 +139,63 @@ def test_docker_compose_validates_the_file() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def init_environment(values: dict[str, str], compose: dict[str, Any]) -> dict[str, str]:
+    """airflow-init's environment as compose would give it, from the .env ``values``."""
+    service = compose["services"]["airflow-init"]
+    env = {**compose["x-airflow-common"]["environment"], **service.get("environment", {})}
+
+    def fill(match: re.Match[str]) -> str:
+        return values.get(match.group(1), "")
+
+    return {key: re.sub(r"\$\{(\w+)[^}]*\}", fill, str(value)) for key, value in env.items()}
+
+
+def test_the_stack_refuses_to_start_with_the_example_secrets(compose: dict[str, Any]) -> None:
+    """Defect 9 of issue 20: `cp .env.example .env && docker compose up` must not run with
+    change-me as every password, the JWT secret and an invalid Fernet key."""
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    from lead_scoring.runtime.secrets_check import secret_problems
+
+    assert compose["services"]["airflow-init"]["command"][1].startswith(
+        "lead-scoring check-secrets && "
+    )
+    lines = (REPO / ".env.example").read_text().splitlines()
+    example = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    problems = secret_problems(init_environment(example, compose))
+    named = {problem.split(" ", 1)[0] for problem in problems}
+    assert named == {
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW_CONN_WAREHOUSE",
+        "AIRFLOW_CONN_CRM",
+        "BI_READER_PASSWORD",
+    }
+    assert not any("change-me" in problem for problem in problems)  # names, never values
+
+    generated = {
+        **example,
+        "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
+        **{
+            name: secrets.token_urlsafe(32)
+            for name in (
+                "AIRFLOW_JWT_SECRET",
+                "AIRFLOW_DB_PASSWORD",
+                "WAREHOUSE_PASSWORD",
+                "CRM_SANDBOX_TOKEN",
+                "BI_READER_PASSWORD",
+            )
+        },
+    }
+    generated["AIRFLOW_CONN_WAREHOUSE"] = example["AIRFLOW_CONN_WAREHOUSE"].replace(
+        "change-me", generated["WAREHOUSE_PASSWORD"]
+    )
+    generated["AIRFLOW_CONN_CRM"] = example["AIRFLOW_CONN_CRM"].replace(
+        "change-me", generated["CRM_SANDBOX_TOKEN"]
+    )
+    assert secret_problems(init_environment(generated, compose)) == []

@@ -212,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="the ruleset folder (default: the production seeds, dbt_project/seeds)",
     )
+    commands.add_parser(
+        "check-secrets",
+        help="refuse placeholder or weak secrets in the environment (the compose stack's "
+        "airflow-init runs it first); names the variables, never their values",
+    )
     commands.add_parser("dbt-parse", help="parse the dbt project into target/manifest.json")
     lint = commands.add_parser("dbt-lint", help="sqlfluff (dbt templater) on the dbt models")
     lint.add_argument("--fix", action="store_true", help="apply sqlfluff's fixes")
@@ -426,8 +431,26 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_secrets(args: argparse.Namespace) -> int:
+    from lead_scoring.runtime.secrets_check import secret_problems
+
+    problems = secret_problems()
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print(
+            f"refusing to start: {len(problems)} secret(s) must be set first (.env; "
+            ".env.example says how to generate each)",
+            file=sys.stderr,
+        )
+        return 1
+    print("secrets: none is a placeholder")
+    return 0
+
+
 COMMANDS = {
     "rules": cmd_rules,
+    "check-secrets": cmd_check_secrets,
     "demo": cmd_demo,
     "airflow": cmd_airflow,
     "grant-bi-reader": cmd_grant_bi_reader,
