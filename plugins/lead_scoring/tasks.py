@@ -252,6 +252,7 @@ def sync_scores(
         concurrency_from_env,
         max_attempts_from_env,
         max_changes_from_env,
+        max_first_sync_leads_from_env,
         run_sync,
     )
 
@@ -279,6 +280,7 @@ def sync_scores(
             dag_run_id=run_id,
             dry_run=dry_run,
             max_changes=max_changes_from_env(),
+            max_first_sync_leads=max_first_sync_leads_from_env(),
             approve_changes=approve_changes,
             max_attempts=max_attempts_from_env(),
             concurrency=concurrency_from_env(),

@@ -228,6 +228,24 @@ def test_more_changes_than_the_limit_send_nothing_unless_approved(
     ]
 
 
+def test_a_first_sync_of_a_portal_beyond_a_small_size_needs_approval(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    """Issue 20, defect 5: with nothing ever sent, nothing can show a wild ruleset, so only
+    its size guards the first sync."""
+    seed_contacts(sandbox, 12)
+    setup_scores(warehouse, {str(i): (75, "hot") for i in range(1, 13)})
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        with pytest.raises(TooManyChanges, match=r"first sync to hubspot .* 12 contacts"):
+            sync_scores(warehouse, client, AS_OF, max_first_sync_leads=10)
+        assert crm_writes(sandbox) == (0, 0)
+        first = sync_scores(warehouse, client, AS_OF, max_first_sync_leads=10, approve_changes=True)
+        assert first.accepted == 12
+        # once the CRM holds scores, the drift guard and the change limit take over
+        setup_scores(warehouse, {str(i): (20, "cold") for i in range(1, 13)})
+        assert sync_scores(warehouse, client, AS_OF, max_first_sync_leads=10).accepted == 12
+
+
 @pytest.mark.parametrize(("value", "expected"), [(None, 50_000), ("0", 0), ("250", 250)])
 def test_change_limit_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, value: str | None, expected: int
@@ -572,7 +590,7 @@ def test_batches_go_out_concurrently_inside_the_rate_limit(warehouse: WarehouseC
         with CountsBatchesInFlight(
             sandbox.url, sandbox.token, rate_limit=20, rate_interval=2.0, max_attempts=1
         ) as client:
-            result = sync_scores(warehouse, client, AS_OF, concurrency=6)
+            result = sync_scores(warehouse, client, AS_OF, concurrency=6, approve_changes=True)
         held = crm_values(sandbox, list(scores))
         writes = crm_writes(sandbox)
     assert result.accepted == 3000

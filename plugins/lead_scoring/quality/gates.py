@@ -16,13 +16,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from lead_scoring.config import ConfigError, WarehouseConfig, gx_context_dir
+from lead_scoring.config import ConfigError, WarehouseConfig, gx_context_dir, sync_target_from_env
 from lead_scoring.quality.context import DRIFT, RAW_CHECKPOINT, SCORES_CHECKPOINT
 from lead_scoring.quality.scope import (
     baseline_as_of,
     create_raw_views,
     create_score_views,
     ensure_quality_schema,
+    ledger_baseline,
     raw_scope,
 )
 from lead_scoring.warehouse import OPS, connect
@@ -290,14 +291,20 @@ def score_gate(
     raise ``GateFailed`` so the sync never runs. ``approve_drift`` lets a run whose only
     failures are drift beyond the bounds through (an intended ruleset change)."""
     settings = settings or QualitySettings.from_env()
+    crm = sync_target_from_env()
     with connect(warehouse, autocommit=True) as conn:
         ensure_quality_schema(conn)
         baseline = baseline_as_of(conn, as_of)
-        create_score_views(conn, as_of, baseline)
+        ledger = baseline is None and ledger_baseline(conn, crm)
+        create_score_views(conn, as_of, baseline, ledger_crm=crm if ledger else None)
     log.info(
         "score gate: scores as of %s; drift against %s",
         as_of.isoformat(),
-        baseline.isoformat() if baseline else "nothing (no earlier run passed)",
+        baseline.isoformat()
+        if baseline
+        else f"what {crm} was last sent (no earlier day passed; the sync ledger)"
+        if ledger
+        else "nothing (no earlier run passed and the CRM was never sent scores)",
     )
     result = run_checkpoint(
         SCORES_CHECKPOINT,

@@ -25,7 +25,15 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from lead_scoring.config import ConfigError, WarehouseConfig
-from lead_scoring.warehouse import MARTS, OPS, RAW_ANALYTICS, RAW_CRM, connect, ensure_landing_zone
+from lead_scoring.warehouse import (
+    MARTS,
+    OPS,
+    RAW_ANALYTICS,
+    RAW_CRM,
+    RULES,
+    connect,
+    ensure_landing_zone,
+)
 
 QUALITY = "lead_scoring_quality"
 
@@ -171,17 +179,64 @@ def baseline_as_of(conn: psycopg.Connection[TupleRow], as_of: date) -> date | No
     return row[0] if row else None
 
 
+def ledger_baseline(conn: psycopg.Connection[TupleRow], crm: str) -> bool:
+    """Whether the CRM was ever sent scores (the sync ledger holds a payload for it): with no
+    earlier day to compare with, the drift guard compares with what the CRM was last sent, so
+    a rules change on a warehouse's first day is held back like any other."""
+    found = conn.execute(
+        "select to_regclass(%s) is not null and to_regclass(%s) is not null",
+        (f"{OPS}.crm_sync_ledger", f"{RULES}.scoring_models"),
+    ).fetchone()
+    if not (found and found[0]):
+        return False
+    row = conn.execute(
+        f"select exists (select 1 from {OPS}.crm_sync_ledger "
+        "where crm = %s and payload is not null)",
+        (crm,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def create_score_views(
-    conn: psycopg.Connection[TupleRow], as_of: date, baseline: date | None
+    conn: psycopg.Connection[TupleRow],
+    as_of: date,
+    baseline: date | None,
+    *,
+    ledger_crm: str | None = None,
 ) -> None:
-    """(Re)create the score gate's views for ``as_of``; the drift view is empty without a
-    baseline (the first run has nothing to drift from)."""
+    """(Re)create the score gate's views for ``as_of``. The drift view compares with the
+    scores of the ``baseline`` day; without one, with what the sync ledger says ``ledger_crm``
+    was last sent; without either (a first run) it is empty."""
+    if baseline is not None:
+        baseline_scores = sql.SQL(
+            "select lead_id, scoring_model_id, band, is_mql "
+            "from {marts}.fct_lead_scores where as_of_date = {baseline}::date"
+        )
+    elif ledger_crm is not None:
+        # band and MQL flag as the CRM holds them: <prefix>_band, <prefix>_mql
+        baseline_scores = sql.SQL(
+            "select ledger.lead_id, ledger.scoring_model_id, "
+            "ledger.payload ->> (models.crm_property_prefix || '_band') as band, "
+            "(ledger.payload ->> (models.crm_property_prefix || '_mql')) = 'true' as is_mql "
+            "from {ops}.crm_sync_ledger as ledger "
+            "join {rules}.scoring_models as models using (scoring_model_id) "
+            "where ledger.crm = {crm} and ledger.payload is not null"
+        )
+    else:
+        baseline_scores = sql.SQL(
+            "select lead_id, scoring_model_id, band, is_mql "
+            "from {marts}.fct_lead_scores where false"
+        )
     names: dict[str, Any] = {
         "marts": sql.Identifier(MARTS),
+        "ops": sql.Identifier(OPS),
+        "rules": sql.Identifier(RULES),
+        "crm": sql.Literal(ledger_crm),
         "as_of": sql.Literal(as_of),
         "baseline": sql.Literal(baseline),
-        "has_baseline": sql.SQL("true" if baseline else "false"),
+        "has_baseline": sql.SQL("true" if baseline or ledger_crm else "false"),
     }
+    names["baseline_scores"] = baseline_scores.format(**names)
     scores = sql.SQL("select * from {marts}.fct_lead_scores where as_of_date = {as_of}::date")
     drift = sql.SQL(
         """
@@ -190,8 +245,7 @@ def create_score_views(
             from {marts}.fct_lead_scores where as_of_date = {as_of}::date
         ),
         baseline_scores as (
-            select lead_id, scoring_model_id, band, is_mql
-            from {marts}.fct_lead_scores where as_of_date = {baseline}::date
+            {baseline_scores}
         ),
         paired as (
             select

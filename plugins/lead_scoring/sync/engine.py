@@ -186,6 +186,7 @@ returning runs.sync_run_id, runs.accepted, coalesce(flying.in_flight, 0)
 """
 
 DEFAULT_MAX_CHANGES = 50_000
+DEFAULT_FIRST_SYNC_MAX_LEADS = 2_000
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_CONCURRENCY = 8
 PROGRESS_SECONDS = 15.0
@@ -199,6 +200,13 @@ class TooManyChanges(RuntimeError):
 def max_changes_from_env() -> int:
     """``LEAD_SCORING_SYNC_MAX_CHANGES`` (default 50,000; 0 = no limit)."""
     return env_int("LEAD_SCORING_SYNC_MAX_CHANGES", DEFAULT_MAX_CHANGES, 0)
+
+
+def max_first_sync_leads_from_env() -> int:
+    """``LEAD_SCORING_SYNC_FIRST_SYNC_MAX_LEADS`` (default 2,000; 0 = no limit): the most
+    contacts the first sync of a CRM (nothing in its ledger yet) may write without approval.
+    A first sync has nothing to be compared with, so its size is the only guard."""
+    return env_int("LEAD_SCORING_SYNC_FIRST_SYNC_MAX_LEADS", DEFAULT_FIRST_SYNC_MAX_LEADS, 0)
 
 
 def concurrency_from_env() -> int:
@@ -456,6 +464,7 @@ def run_sync(
     approve_changes: bool = False,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     concurrency: int = DEFAULT_CONCURRENCY,
+    max_first_sync_leads: int = DEFAULT_FIRST_SYNC_MAX_LEADS,
 ) -> SyncResult:
     """Send the as-of date's changed scores to ``target``, in its batch size, up to
     ``concurrency`` batches at once (the target's client paces them to the rate limit).
@@ -552,9 +561,29 @@ def run_sync(
                     for c in _changes(reader, as_of, target.name, previous=dry_run)
                     if c is not None
                 )
+                first_sync = not reader.execute(
+                    f"select exists (select 1 from {OPS}.crm_sync_ledger where crm = %s)",
+                    (target.name,),
+                ).fetchone()[0]  # type: ignore[index]
                 if dry_run:
                     _keep_dry_run(writer, changes, result.sync_run_id)
                     result.sent = changed_leads  # leads it would write
+                elif first_sync and max_first_sync_leads and changed_leads > max_first_sync_leads:
+                    if not approve_changes:
+                        raise TooManyChanges(
+                            f"this is the first sync to {target.name} (nothing was ever sent "
+                            f"to it) and it would write {changed_leads:,} contacts, more than "
+                            f"the {max_first_sync_leads:,} a first sync may write without "
+                            "approval (LEAD_SCORING_SYNC_FIRST_SYNC_MAX_LEADS); nothing was "
+                            "sent. Check the scores (dry_run=true shows every change), then "
+                            "re-run with approve_large_sync"
+                        )
+                    log.warning(
+                        "first sync to %s: %d contacts, above %d: approved for this run",
+                        target.name,
+                        changed_leads,
+                        max_first_sync_leads,
+                    )
                 elif max_changes and result.changed > max_changes:
                     if not approve_changes:
                         raise TooManyChanges(

@@ -23,6 +23,7 @@ from lead_scoring.config import WarehouseConfig
 from lead_scoring.crm.client import BATCH_MAX, HubSpotClient, HubSpotError
 from lead_scoring.sync.engine import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_FIRST_SYNC_MAX_LEADS,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_CHANGES,
     Answer,
@@ -169,6 +170,7 @@ def sync_scores(
     approve_changes: bool = False,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     concurrency: int = DEFAULT_CONCURRENCY,
+    max_first_sync_leads: int = DEFAULT_FIRST_SYNC_MAX_LEADS,
 ) -> SyncResult:
     """Send the as-of date's changed scores to HubSpot (see ``engine.run_sync``)."""
     return run_sync(
@@ -181,4 +183,5 @@ def sync_scores(
         approve_changes=approve_changes,
         max_attempts=max_attempts,
         concurrency=concurrency,
+        max_first_sync_leads=max_first_sync_leads,
     )

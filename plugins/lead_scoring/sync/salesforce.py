@@ -26,6 +26,7 @@ from lead_scoring.config import WarehouseConfig
 from lead_scoring.crm.salesforce import SalesforceBulkClient, SalesforceError
 from lead_scoring.sync.engine import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_FIRST_SYNC_MAX_LEADS,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_CHANGES,
     SUFFIXES,
@@ -152,6 +153,7 @@ def sync_scores(
     approve_changes: bool = False,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     concurrency: int = DEFAULT_CONCURRENCY,
+    max_first_sync_leads: int = DEFAULT_FIRST_SYNC_MAX_LEADS,
 ) -> SyncResult:
     """Send the as-of date's changed scores to Salesforce (see ``engine.run_sync``)."""
     return run_sync(
@@ -164,4 +166,5 @@ def sync_scores(
         approve_changes=approve_changes,
         max_attempts=max_attempts,
         concurrency=concurrency,
+        max_first_sync_leads=max_first_sync_leads,
     )
