@@ -142,11 +142,23 @@ versions as (
 
 {% else %}
 
-ordered as (
+    ordered as (
 
-    select
-        scores.*,
-        lag(
+        select
+            scores.*,
+            lag(
+                (
+                    scores.total_score,
+                    scores.band,
+                    scores.fit_grade,
+                    scores.is_mql,
+                    scores.is_sql,
+                    scores.ruleset_version
+                )
+            ) over (
+                partition by scores.lead_id, scores.scoring_model_id
+                order by scores.as_of_date
+            ) as previous_values,
             (
                 scores.total_score,
                 scores.band,
@@ -154,56 +166,44 @@ ordered as (
                 scores.is_mql,
                 scores.is_sql,
                 scores.ruleset_version
-            )
-        ) over (
-            partition by scores.lead_id, scores.scoring_model_id
-            order by scores.as_of_date
-        ) as previous_values,
-        (
-            scores.total_score,
-            scores.band,
-            scores.fit_grade,
-            scores.is_mql,
-            scores.is_sql,
-            scores.ruleset_version
-        ) as current_values
-    from scores
+            ) as current_values
+        from scores
 
-),
+    ),
 
-starts as (
+    starts as (
 
-    select
-        ordered.lead_id,
-        ordered.scoring_model_id,
-        ordered.as_of_date,
-        ordered.total_score,
-        ordered.band,
-        ordered.fit_grade,
-        ordered.is_mql,
-        ordered.is_sql,
-        ordered.top_reasons,
-        ordered.ruleset_version,
-        ordered.scored_at,
-        cast(ordered.scored_at at time zone 'utc' as timestamp) as dbt_valid_from
-    from ordered
-    where
-        ordered.previous_values is null
-        or ordered.previous_values is distinct from ordered.current_values
+        select
+            ordered.lead_id,
+            ordered.scoring_model_id,
+            ordered.as_of_date,
+            ordered.total_score,
+            ordered.band,
+            ordered.fit_grade,
+            ordered.is_mql,
+            ordered.is_sql,
+            ordered.top_reasons,
+            ordered.ruleset_version,
+            ordered.scored_at,
+            cast(ordered.scored_at at time zone 'utc' as timestamp) as dbt_valid_from
+        from ordered
+        where
+            ordered.previous_values is null
+            or ordered.previous_values is distinct from ordered.current_values
 
-),
+    ),
 
-versions as (
+    versions as (
 
-    select
-        starts.*,
-        lead(starts.dbt_valid_from) over (
-            partition by starts.lead_id, starts.scoring_model_id
-            order by starts.dbt_valid_from
-        ) as dbt_valid_to
-    from starts
+        select
+            starts.*,
+            lead(starts.dbt_valid_from) over (
+                partition by starts.lead_id, starts.scoring_model_id
+                order by starts.dbt_valid_from
+            ) as dbt_valid_to
+        from starts
 
-),
+    ),
 
 {% endif %}
 
