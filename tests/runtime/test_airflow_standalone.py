@@ -69,7 +69,9 @@ class Ui:
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+                f"sqlite:///{self.home / 'airflow.db'}?timeout=60"
+            ),
         }
         done = subprocess.run(
             [str(Path(sys.executable).with_name("airflow")), *args],

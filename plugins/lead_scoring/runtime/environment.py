@@ -31,7 +31,10 @@ def airflow_settings(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # SQLite takes one writer at a time: a writer waits up to 60 s for the lock (SQLite's
+        # default is 5 s) instead of failing with "database is locked" while the scheduler and
+        # a CLI command write at once. (Issue 20 asks for PostgreSQL metadata instead.)
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos_cache"),
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
