@@ -16,7 +16,7 @@ import pytest
 from lead_scoring.config import WarehouseConfig, dbt_project_dir
 from lead_scoring.load.batch import load_batch
 from lead_scoring.load.tables import WEB_EVENTS
-from lead_scoring.runtime.dbt_tools import run_dbt
+from lead_scoring.runtime.dbt_tools import build_as_of
 from tests.scoring.test_scoring_model import T, at, scored_warehouse, web  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -27,19 +27,11 @@ HISTORY = (
 )
 
 
-def build(warehouse: WarehouseConfig, target: Path, as_of: Any, project: Path | None = None) -> str:
-    done = run_dbt(
-        warehouse,
-        target,
-        "build",
-        "--exclude-resource-type",
-        "unit_test",
-        "--vars",
-        f"{{as_of: {as_of.isoformat()}}}",
-        project=project,
-    )
+def build(
+    warehouse: WarehouseConfig, target: Path, as_of: Any, project: Path | None = None
+) -> None:
+    done = build_as_of(warehouse, target, as_of, project=project)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    return done.stdout
 
 
 def history(warehouse: WarehouseConfig) -> list[tuple[Any, ...]]:

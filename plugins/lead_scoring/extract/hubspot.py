@@ -99,7 +99,7 @@ def unstorable(raw: str, record: Any) -> tuple[str, str] | None:
     """(reason, detail) when ``raw`` (``record`` as JSON text) cannot be stored in PostgreSQL:
     a NUL, or a lone UTF-16 surrogate. The detail names the field. Cheap when all is well."""
     if "\\u0000" in raw:  # json.dumps writes a NUL as its escape
-        where = _field_with(record, _has_nul)
+        where = field_with(record, _has_nul)
         if where:
             return "nul_character", f"{where} contains a NUL"
     if raw.isascii():
@@ -107,7 +107,7 @@ def unstorable(raw: str, record: Any) -> tuple[str, str] | None:
     try:
         raw.encode("utf-8")
     except UnicodeEncodeError:
-        where = _field_with(record, _has_surrogate) or "a value"
+        where = field_with(record, has_surrogate) or "a value"
         return "bad_encoding", f"{where} contains a lone UTF-16 surrogate (not valid Unicode)"
     return None
 
@@ -116,7 +116,7 @@ def _has_nul(text: str) -> bool:
     return "\x00" in text
 
 
-def _has_surrogate(text: str) -> bool:
+def has_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -124,7 +124,7 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
-def _field_with(value: Any, test: Any, path: str = "") -> str | None:
+def field_with(value: Any, test: Any, path: str = "") -> str | None:
     """The dotted path of the first key or string value in ``value`` for which ``test`` holds."""
     if isinstance(value, str):
         return path or "the value" if test(value) else None
@@ -133,12 +133,12 @@ def _field_with(value: Any, test: Any, path: str = "") -> str | None:
             name = f"{path}.{key}" if path else str(key)
             if isinstance(key, str) and test(key):
                 return f"the key {name!r}"
-            found = _field_with(item, test, name)
+            found = field_with(item, test, name)
             if found:
                 return found
     if isinstance(value, list):
         for index, item in enumerate(value):
-            found = _field_with(item, test, f"{path}[{index}]")
+            found = field_with(item, test, f"{path}[{index}]")
             if found:
                 return found
     return None

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from lead_scoring.extract.hubspot import parse_timestamp
+from lead_scoring.extract.hubspot import field_with, has_surrogate, parse_timestamp
 from lead_scoring.load.batch import Rejected
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def _decode(
     if not isinstance(event, dict):
         return reject("malformed_json", f"a JSON {type(event).__name__}, not an object", text)
     if SURROGATE_ESCAPE.search(text):
-        where = _lone_surrogate(event)
+        where = field_with(event, has_surrogate)
         if where:
             return reject("bad_encoding", f"{where} holds a lone UTF-16 surrogate", text)
     return text, event
@@ -211,31 +211,6 @@ def _decode(
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (PostgreSQL's jsonb refuses it)")
-
-
-def _lone_surrogate(value: Any, path: str = "") -> str | None:
-    """Where in the decoded event a string holds a lone surrogate (json.loads joins pairs)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "the event"
-        return None
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
-    for key, item in items:
-        name = f"{path}.{key}" if path else str(key)
-        if isinstance(key, str) and _lone_surrogate(key):
-            return f"the key {name!r}"
-        found = _lone_surrogate(item, name)
-        if found:
-            return found
-    return None
 
 
 def parse_line(

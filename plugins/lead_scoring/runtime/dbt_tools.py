@@ -58,7 +58,7 @@ def run_dbt(
 
 
 def build_as_of(
-    warehouse: WarehouseConfig, target: Path, as_of: date
+    warehouse: WarehouseConfig, target: Path, as_of: date, *, project: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``dbt build`` scoring as of ``as_of`` the way the DAG runs it: seeds, models,
     snapshot and data tests, not the unit tests (dbt advises against them in production)."""
@@ -70,6 +70,7 @@ def build_as_of(
         "unit_test",
         "--vars",
         json.dumps({"as_of": as_of.isoformat()}),
+        project=project,
     )
 
 
