@@ -1,9 +1,11 @@
-"""Shared fixtures: a real embedded PostgreSQL, the CRM sandbox over real HTTP, Airflow on SQLite.
+"""Shared fixtures: a real embedded PostgreSQL, the CRM sandbox over real HTTP, Airflow with its
+metadata in that PostgreSQL.
 
-Airflow reads its configuration when first imported, so the environment is set here, at import
-time, before any test module imports Airflow: a throwaway AIRFLOW_HOME under ``.local/test``,
-this repository's DAGs, no examples, no telemetry, no task retries (``dag.test()`` would sit out
-the retry delay).
+Airflow reads its configuration when first imported, so the embedded server starts and the
+environment is set in ``pytest_configure``, before any test module (and so Airflow) is imported:
+a throwaway AIRFLOW_HOME under ``.local/test``, a fresh ``airflow`` metadata database, this
+repository's DAGs, no examples, no telemetry, no task retries (``dag.test()`` would sit out the
+retry delay).
 """
 
 from __future__ import annotations
@@ -25,28 +27,38 @@ AIRFLOW_HOME = TEST_ROOT / f"airflow-{os.getpid()}"
 
 sys.path.insert(0, str(REPO / "plugins"))
 
-from lead_scoring.runtime.environment import airflow_settings  # noqa: E402
-
-os.environ.update(airflow_settings(AIRFLOW_HOME))
-os.environ["LEAD_SCORING_TASK_RETRIES"] = "0"
-os.environ["LEAD_SCORING_LOCAL_DIR"] = str(TEST_ROOT)
-
 from lead_scoring.config import WarehouseConfig  # noqa: E402
 from lead_scoring.runtime.embedded import EmbeddedPostgres  # noqa: E402
+from lead_scoring.runtime.environment import airflow_settings  # noqa: E402
 from lead_scoring.sandbox import Sandbox  # noqa: E402
 
+SERVER = EmbeddedPostgres(TEST_ROOT / "pgdata")
+_STARTED: list[WarehouseConfig] = []
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One embedded PostgreSQL for the session (its data under .local/test, like the demo's),
+    started before collection because Airflow's metadata lives in it."""
+    _STARTED.append(SERVER.start())
+    metadata = SERVER.airflow_metadata(fresh=True)
+    os.environ.update(airflow_settings(AIRFLOW_HOME, metadata))
+    os.environ["LEAD_SCORING_TASK_RETRIES"] = "0"
+    os.environ["LEAD_SCORING_LOCAL_DIR"] = str(TEST_ROOT)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
+    airflow_settings_module = sys.modules.get("airflow.settings")
+    if airflow_settings_module is not None:  # close Airflow's pooled connections first
+        airflow_settings_module.dispose_orm()
+    if _STARTED:
+        SERVER.stop()
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[WarehouseConfig]:
-    """One embedded PostgreSQL for the session (its data under .local/test, like the demo's)."""
-    server = EmbeddedPostgres(TEST_ROOT / "pgdata")
-    config = server.start()
-    yield config
-    server.stop()
+def pg_server() -> WarehouseConfig:
+    """The session's embedded PostgreSQL (the ``warehouse`` database and its role)."""
+    return _STARTED[0]
 
 
 @pytest.fixture
@@ -87,14 +99,14 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """Airflow's SQLite metadata, migrated once for the session."""
+def airflow_metadata() -> str:
+    """The SQLAlchemy URL of Airflow's metadata database, migrated once for the session."""
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run(
         [airflow, "db", "migrate"], check=True, capture_output=True, env=dict(os.environ)
     )
-    return AIRFLOW_HOME / "airflow.db"
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
 
 @pytest.fixture(scope="session")

@@ -66,5 +66,5 @@ def load_dag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
+    assert bag.import_errors == {}, bag.import_errors
     return bag.dags["lead_scoring"]

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from lead_scoring.config import WarehouseConfig, gx_context_dir
+from lead_scoring.runtime.environment import metadata_url, query_metadata
 from lead_scoring.sandbox import Sandbox
 from lead_scoring.synth import SynthConfig
 from tests.helpers import dag_environment, load_dag
@@ -69,9 +70,7 @@ class Ui:
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
-                f"sqlite:///{self.home / 'airflow.db'}?timeout=60"
-            ),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata(),
         }
         done = subprocess.run(
             [str(Path(sys.executable).with_name("airflow")), *args],
@@ -85,12 +84,19 @@ class Ui:
         )
         return done
 
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Read this instance's Airflow metadata (SQLite)."""
-        import sqlite3
+    def socket_dir(self) -> str:
+        """Where the instance's embedded PostgreSQL listens (its postmaster.pid says)."""
+        pid_file = self.local / "pgdata" / "postmaster.pid"
+        assert pid_file.exists(), "the embedded PostgreSQL is not running"
+        return pid_file.read_text().splitlines()[4].strip()
 
-        with sqlite3.connect(self.home / "airflow.db", timeout=10) as db:
-            return db.execute(sql).fetchall()
+    def metadata(self) -> str:
+        """This instance's Airflow metadata database (in its embedded PostgreSQL)."""
+        return metadata_url(self.socket_dir())
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Read this instance's Airflow metadata."""
+        return query_metadata(self.metadata(), sql)
 
     def runs(self) -> list[tuple[str, str, str, str]]:
         """(run id, run type, logical date, state) of every run, oldest first."""
@@ -104,9 +110,7 @@ class Ui:
 
     def warehouse(self) -> WarehouseConfig:
         """The embedded warehouse the UI's runs write (trusted over its socket)."""
-        sockets = sorted((self.local / "pgdata").glob(".s.PGSQL.*"))
-        assert sockets, "the embedded PostgreSQL is not running"
-        return WarehouseConfig(host=str(sockets[0].parent), dbname="warehouse", user="postgres")
+        return WarehouseConfig(host=self.socket_dir(), dbname="warehouse", user="postgres")
 
     def processes(self) -> list[psutil.Process]:
         """Every live process of this instance: in Airflow's session, or with its Airflow
@@ -182,7 +186,7 @@ def scores(warehouse: WarehouseConfig, as_of: date) -> dict[str, set[tuple[Any, 
 def runs_one_at_a_time(
     days: list[date],
     warehouse: WarehouseConfig,
-    airflow_db: Path,
+    airflow_metadata: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[date, dict[str, set[tuple[Any, ...]]]]:
@@ -198,7 +202,7 @@ def runs_one_at_a_time(
         dag = load_dag()
         for day in days:
             run = dag.test(logical_date=datetime.combine(day, datetime.min.time(), tzinfo=UTC))
-            states = task_states(airflow_db)
+            states = task_states(airflow_metadata)
             assert str(run.state) == "success", states
             scored[day] = scores(warehouse, day)
     return scored
@@ -236,7 +240,7 @@ def test_a_two_day_backfill_scores_what_the_days_run_one_at_a_time_score(
     ui: Ui,
     backfill_started: None,
     pg_server: WarehouseConfig,
-    airflow_db: Path,
+    airflow_metadata: str,
     dbt_manifest: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -246,7 +250,7 @@ def test_a_two_day_backfill_scores_what_the_days_run_one_at_a_time_score(
     # The days one at a time run here, in this process and a warehouse of their own, while
     # the scheduler works through the backfill (the two share nothing but the machine).
     with fresh_database(pg_server) as warehouse:
-        single = runs_one_at_a_time(DAYS, warehouse, airflow_db, tmp_path, monkeypatch)
+        single = runs_one_at_a_time(DAYS, warehouse, airflow_metadata, tmp_path, monkeypatch)
     backfill = backfill_finished(ui)
     assert [r[3] for r in backfill] == ["success"] * len(DAYS), backfill
     assert [r[2][:10] for r in backfill] == [d.isoformat() for d in DAYS]

@@ -14,7 +14,6 @@ import re
 import secrets
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,7 +25,11 @@ from pathlib import Path
 from lead_scoring.config import CrmConfig, WarehouseConfig, gx_context_dir, local_dir
 from lead_scoring.runtime.dbt_tools import parse_project
 from lead_scoring.runtime.embedded import EmbeddedPostgres, EmbeddedPostgresError
-from lead_scoring.runtime.environment import child_environment, job_environment
+from lead_scoring.runtime.environment import (
+    child_environment,
+    job_environment,
+    query_metadata,
+)
 from lead_scoring.sandbox.admin import SandboxAdmin, write_requests
 from lead_scoring.sandbox.server import Sandbox
 from lead_scoring.synth import SynthConfig, write_dataset
@@ -143,21 +146,15 @@ def run_dag(env: dict[str, str], as_of: date, log_path: Path) -> int:
         return process.wait()
 
 
-def task_states(airflow_db: Path) -> dict[str, str]:
-    """Task states of the latest run of the DAG, from Airflow's SQLite metadata."""
-    with sqlite3.connect(airflow_db) as db:
-        row = db.execute(
-            "select run_id from dag_run where dag_id = ? order by id desc limit 1", (DAG_ID,)
-        ).fetchone()
-        if row is None:
-            return {}
-        return dict(
-            db.execute(
-                "select task_id, coalesce(state, 'none') from task_instance "
-                "where dag_id = ? and run_id = ?",
-                (DAG_ID, row[0]),
-            ).fetchall()
-        )
+def task_states(metadata: str) -> dict[str, str]:
+    """Task states of the latest run of the DAG, from Airflow's metadata database."""
+    rows = query_metadata(
+        metadata,
+        "select task_id, coalesce(state, 'none') from task_instance where dag_id = :dag and "
+        "run_id = (select run_id from dag_run where dag_id = :dag order by id desc limit 1)",
+        dag=DAG_ID,
+    )
+    return {str(task): str(state) for task, state in rows}
 
 
 def report(
@@ -284,6 +281,7 @@ class LocalStack:
     summary: SynthSummary
     as_of: date
     airflow_home: Path
+    metadata: str
     env: dict[str, str]
 
 
@@ -320,6 +318,7 @@ def start_local_stack(stack: ExitStack, options: DemoOptions, total: int) -> Loc
     except EmbeddedPostgresError as exc:
         raise DemoError(str(exc)) from None
     stack.callback(server.stop)
+    metadata = server.airflow_metadata()
     step(1, total, "warehouse", f"embedded PostgreSQL, data in {server.data_dir} (socket)")
 
     # A fresh token per run: the portal persists, the credential never does.
@@ -369,12 +368,13 @@ def start_local_stack(stack: ExitStack, options: DemoOptions, total: int) -> Loc
     env = child_environment(
         job_environment(
             airflow_home,
+            metadata=metadata,
             warehouse=warehouse,
             crm=CrmConfig(base_url=sandbox.url, token=token),
             events_path=Path(summary.events_dir),
         )
     )
-    step(5, total, "Airflow", f"SQLite metadata in {airflow_home}")
+    step(5, total, "Airflow", f"metadata in the same PostgreSQL, home {airflow_home}")
     return LocalStack(
         warehouse=warehouse,
         data_dir=server.data_dir,
@@ -383,6 +383,7 @@ def start_local_stack(stack: ExitStack, options: DemoOptions, total: int) -> Loc
         summary=summary,
         as_of=options.as_of or end,
         airflow_home=airflow_home,
+        metadata=metadata,
         env=env,
     )
 
@@ -427,7 +428,7 @@ def run_demo(options: DemoOptions) -> int:
         started_at = datetime.now(UTC)
         step(6, total, "DAG lead_scoring", f"airflow dags test {DAG_ID} {as_of} (log: {log_path})")
         code = run_dag(local.env, as_of, log_path)
-        states = task_states(airflow_home / "airflow.db")
+        states = task_states(local.metadata)
         failed = sorted(t for t, s in states.items() if s not in ("success", "skipped"))
         elapsed = time.monotonic() - begun
         if code != 0 or failed or not states:

@@ -8,7 +8,8 @@ data folder for reading so that user can reach it: keep the data folder inside t
 The job connects as a ``lead_scoring`` role to a ``warehouse`` database, like it would in
 production. The embedded server trusts local socket connections, so the role's password (random
 per data folder, kept beside it with mode 600) only exists because Airflow's and Cosmos's
-Postgres connections require one.
+Postgres connections require one. Airflow's own metadata lives in a database of its own on the
+same server (``airflow``, role ``airflow``), as it would on a separate server in production.
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ import psycopg
 from psycopg import sql
 
 from lead_scoring.config import WarehouseConfig
+from lead_scoring.runtime.environment import metadata_url
 
 log = logging.getLogger(__name__)
 
 ROLE = "lead_scoring"
 DATABASE = "warehouse"
+AIRFLOW_ROLE = "airflow"
+AIRFLOW_DATABASE = "airflow"
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -124,28 +128,41 @@ class EmbeddedPostgres:
         return secret_file.read_text().strip()
 
     def _ensure_role_and_database(
-        self, socket_dir: str, password: str, database: str = DATABASE
+        self,
+        socket_dir: str,
+        password: str | None,
+        database: str = DATABASE,
+        role: str = ROLE,
+        *,
+        fresh: bool = False,
     ) -> None:
         with psycopg.connect(
             host=socket_dir, user="postgres", dbname="postgres", autocommit=True
         ) as conn:
             if (
-                conn.execute("select 1 from pg_roles where rolname = %s", (ROLE,)).fetchone()
+                conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
                 is None
             ):
-                conn.execute(sql.SQL("create role {} login").format(sql.Identifier(ROLE)))
-            conn.execute(
-                sql.SQL("alter role {} with login password {}").format(
-                    sql.Identifier(ROLE), sql.Literal(password)
+                conn.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
+            if password is not None:
+                conn.execute(
+                    sql.SQL("alter role {} with login password {}").format(
+                        sql.Identifier(role), sql.Literal(password)
+                    )
                 )
-            )
+            if fresh:
+                conn.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(
+                        sql.Identifier(database)
+                    )
+                )
             if (
                 conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
                 is None
             ):
                 conn.execute(
                     sql.SQL("create database {} owner {}").format(
-                        sql.Identifier(database), sql.Identifier(ROLE)
+                        sql.Identifier(database), sql.Identifier(role)
                     )
                 )
 
@@ -158,6 +175,17 @@ class EmbeddedPostgres:
         password = self._password()
         self._ensure_role_and_database(socket_dir, password, name)
         return WarehouseConfig(host=socket_dir, dbname=name, user=ROLE, password=password)
+
+    def airflow_metadata(self, *, fresh: bool = False) -> str:
+        """The SQLAlchemy URL of Airflow's metadata database on the started server (created if
+        missing; dropped first when ``fresh``). Trusted over the socket, so no password."""
+        if self._server is None:
+            raise EmbeddedPostgresError("start the embedded server first")
+        socket_dir = str(self._server.get_postmaster_info().socket_dir)
+        self._ensure_role_and_database(
+            socket_dir, None, AIRFLOW_DATABASE, AIRFLOW_ROLE, fresh=fresh
+        )
+        return metadata_url(socket_dir)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT to the postmaster), waiting until the process is gone."""

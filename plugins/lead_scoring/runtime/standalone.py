@@ -2,8 +2,9 @@
 
 Starts what the demo starts (embedded PostgreSQL, the CRM sandbox, the synthetic dataset), then
 ``airflow standalone`` (api-server, scheduler, dag-processor, triggerer; LocalExecutor on the
-demo's SQLite metadata, so the demo's runs show up too) on loopback, and serves until Ctrl-C or
-SIGTERM. Local use keeps parallelism low: two task slots, one API worker.
+demo's metadata database in the embedded PostgreSQL, so the demo's runs show up too) on
+loopback, and serves until Ctrl-C or SIGTERM. Local use keeps parallelism low: two task
+slots, one API worker.
 
 Shutting down is the part ``airflow standalone`` leaves to its caller: it stops its components
 on SIGINT but dies at once on SIGTERM and leaves them running, and LocalExecutor workers whose
@@ -21,7 +22,6 @@ import os
 import secrets
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -33,6 +33,8 @@ from types import FrameType
 from typing import IO, Any
 
 import httpx
+
+from lead_scoring.runtime.environment import query_metadata
 
 MARKER = "LEAD_SCORING_STANDALONE_ID"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
@@ -137,23 +139,21 @@ class AirflowStandalone:
         )
 
     def _dag_parsed(self, dag_id: str) -> bool:
-        try:
-            row = self.query("select count(*) from serialized_dag where dag_id = ?", dag_id)
-        except sqlite3.Error:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:  # before standalone has migrated the database, the table is not there yet
+            row = self.query("select count(*) from serialized_dag where dag_id = :dag", dag=dag_id)
+        except SQLAlchemyError:
             return False
         return bool(row and row[0][0])
 
     def is_paused(self, dag_id: str = "lead_scoring") -> bool:
-        rows = self.query("select is_paused from dag where dag_id = ?", dag_id)
+        rows = self.query("select is_paused from dag where dag_id = :dag", dag=dag_id)
         return bool(rows and rows[0][0])
 
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Read Airflow's SQLite metadata (the local instance's only database)."""
-        database = self.home / "airflow.db"
-        if not database.exists():
-            return []
-        with sqlite3.connect(database, timeout=10) as db:
-            return db.execute(sql, args).fetchall()
+    def query(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Read this instance's Airflow metadata database."""
+        return query_metadata(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], statement, **params)
 
     def password(self) -> str:
         """The admin password Airflow generated (kept in AIRFLOW_HOME, mode 600)."""
