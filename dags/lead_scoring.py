@@ -12,7 +12,9 @@ interval's day, so the day's last run scores everything the day brought.
 - **turn**: `take_turn` waits (without holding a worker slot) until no other run is past it:
   a backfill runs several runs at once, and from here on runs build the same tables.
 - **raw gate**: `check_raw`, the GX `raw_gate` on this run's loads; a failure stops dbt.
-- **dbt**: `dbt_build.*`, one Cosmos task per model, seed and snapshot with its tests.
+- **dbt**: `dbt_build.dbt_producer_watcher` runs one `dbt build` of the whole project
+  (Cosmos `ExecutionMode.WATCHER`); `dbt_build.*` has a task per model, seed and test that
+  reports that node's result from it. A retried node task runs its node on its own.
 - **score gate**: `check_scores`, the GX `score_gate` (checks and drift); a failure leaves the
   CRM untouched; produces the `lead_scoring_marts.*` assets once they passed.
 - **sync**: `sync_crm`, changed scores only, at the CRM's rate limit; produces `crm.lead_scores`.
@@ -46,13 +48,20 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import (
+    PRODUCER_WATCHER_DONE_TASK_ID,
+    PRODUCER_WATCHER_TASK_ID,
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    TestBehavior,
+)
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from lead_scoring import tasks
 from lead_scoring.config import WAREHOUSE_CONN_ID
 from lead_scoring.orchestration import assets
-from lead_scoring.orchestration.settings import dag_settings_from_env
+from lead_scoring.orchestration.settings import dag_settings_from_env, not_after
 
 DBT_PROJECT_DIR = Path(
     os.environ.get(
@@ -67,6 +76,22 @@ def _interval(context: dict[str, Any]) -> Any:
     return tasks.logical_interval(
         context.get("data_interval_start"), context.get("data_interval_end")
     )
+
+
+def _producer_first(group: Any) -> None:
+    """Cosmos starts a task group's first watcher sensors beside its producer (the one
+    ``dbt build``). Run one task at a time (``dag.test()``, a pool of one) and a sensor that
+    starts first waits for a build that never starts: so the producer comes first, and each
+    sensor then reports its node's result whether the build succeeded or failed (``one_done``;
+    a build that never ran, because the raw gate failed, skips them)."""
+    prefix = f"{group.group_id}."
+    producer = group.dag.task_dict[prefix + PRODUCER_WATCHER_TASK_ID]
+    inside = {t for t in group.dag.task_dict if t.startswith(prefix)}
+    for task_id in sorted(inside - {producer.task_id, prefix + PRODUCER_WATCHER_DONE_TASK_ID}):
+        task = group.dag.task_dict[task_id]
+        if not task.upstream_task_ids & inside:
+            producer >> task
+            task.trigger_rule = "one_done"
 
 
 def _as_of(context: dict[str, Any]) -> str:
@@ -96,8 +121,9 @@ def _as_of(context: dict[str, Any]) -> str:
             None,
             type=["null", "string"],
             format="date",
-            description="Score as of this date (YYYY-MM-DD, not after today); default: the "
-            "day of the run's data interval.",
+            pattern=not_after(pendulum.now("UTC").date()),
+            description="Score as of this date (YYYY-MM-DD, not after today, UTC); default: "
+            "the day of the run's data interval.",
         ),
         "full_refresh": Param(
             False,
@@ -178,8 +204,8 @@ def lead_scoring() -> None:
 
     dbt_build = DbtTaskGroup(
         group_id="dbt_build",
-        tooltip="dbt build of the scoring project: one task per model, seed and snapshot, "
-        "each with its data tests",
+        tooltip="One dbt build of the scoring project (the producer task), and a task per "
+        "model, seed and test that shows its node's result",
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT_DIR,
             manifest_path=DBT_PROJECT_DIR / "target" / "manifest.json",
@@ -193,11 +219,11 @@ def lead_scoring() -> None:
             ),
         ),
         execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
+            execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.DBT_RUNNER
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.BUILD,
+            test_behavior=TestBehavior.AFTER_EACH,
             # A test on two nodes (relationships) runs once both are built, as its own task.
             should_detach_multiple_parents_tests=True,
             # The score gate declares the marts as assets once it has passed them; Cosmos's
@@ -241,6 +267,7 @@ def lead_scoring() -> None:
             as_of=_as_of(context),
         )
 
+    _producer_first(dbt_build)
     extracts = [extract_contacts(), extract_email_events(), load_web_events()]
     check_rules() >> extracts  # a broken ruleset stops the run before it reads anything
     extracts >> take_turn() >> check_raw() >> dbt_build

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,10 @@ def test_lead_scoring_stages_run_in_order(dagbag) -> None:  # type: ignore[no-un
     tasks = dagbag.dags["lead_scoring"].task_dict
     dbt_tasks = {t for t in tasks if t.startswith("dbt_build.")}
     assert {
-        "dbt_build.fct_lead_scores_model_build",
+        "dbt_build.dbt_producer_watcher",
+        "dbt_build.fct_lead_scores_run",
         "dbt_build.assert_one_score_per_lead_and_model_test",
-        "dbt_build.scoring_models_seed_build",
+        "dbt_build.scoring_models.seed",
     } <= dbt_tasks
     assert set(tasks) == EXTRACTS | dbt_tasks | {"check_rules", "take_turn", "check_raw",
                                                  "check_scores", "sync_crm", "publish"}  # fmt: skip
@@ -64,6 +66,11 @@ def test_lead_scoring_stages_run_in_order(dagbag) -> None:  # type: ignore[no-un
     assert dbt_tasks <= tasks["check_raw"].get_flat_relative_ids(upstream=False)
     roots = {t for t in dbt_tasks if not tasks[t].upstream_task_ids & dbt_tasks}
     assert all(tasks[t].upstream_task_ids == {"check_raw"} for t in roots), roots
+    # one dbt build (the producer) runs every node; each other dbt task reports one node's
+    # result after it, so a run that takes one task at a time never waits on itself
+    producer = "dbt_build.dbt_producer_watcher"
+    assert roots == {producer}
+    assert dbt_tasks - {producer} <= tasks[producer].get_flat_relative_ids(upstream=False)
     assert dbt_tasks <= tasks["check_scores"].get_flat_relative_ids(upstream=True)
     assert tasks["check_scores"].downstream_task_ids == {"sync_crm"}
     assert tasks["sync_crm"].upstream_task_ids == {"check_scores"}
@@ -113,11 +120,31 @@ def test_params_are_validated_with_a_clear_error(dagbag) -> None:  # type: ignor
         params.update(values)
         return dict(params.validate())
 
+    today = datetime.now(UTC).date()
+    tomorrow = (today + timedelta(days=1)).isoformat()
     assert conf(as_of="2026-06-01", dry_run=True)["as_of"] == "2026-06-01"
+    assert conf(as_of=today.isoformat())["as_of"] == today.isoformat()
     for name, bad in (("as_of", "2026-13-45"), ("as_of", "yesterday"), ("dry_run", "yes"),
-                      ("full_refresh", 1), ("approve_score_drift", "true")):  # fmt: skip
+                      ("full_refresh", 1), ("approve_score_drift", "true"),
+                      ("as_of", tomorrow), ("as_of", "2099-01-01")):  # fmt: skip
         with pytest.raises(ParamValidationError, match=name):
             conf(**{name: bad})
+
+
+def test_the_api_server_refuses_a_future_as_of_at_trigger(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """What the API server holds is the serialized DAG, never the DAG's code: a trigger is
+    checked against the params' JSON schema alone, so the bound on ``as_of`` must be there."""
+    from airflow.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    served = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags["lead_scoring"]))
+    today = datetime.now(UTC).date()
+    for day in (today, today - timedelta(days=400), date(2026, 1, 1)):
+        served.params.deep_merge({"as_of": day.isoformat()}).validate()
+    served.params.deep_merge({"as_of": None}).validate()
+    for future in (today + timedelta(days=1), today + timedelta(days=40), date(2099, 1, 1)):
+        with pytest.raises(ParamValidationError, match=f"as_of: '{future}' does not match"):
+            served.params.deep_merge({"as_of": future.isoformat()}).validate()
 
 
 def test_the_backtest_dag_is_weekly_with_validated_params(dagbag) -> None:  # type: ignore[no-untyped-def]

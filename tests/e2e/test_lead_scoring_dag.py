@@ -17,6 +17,7 @@ import pytest
 
 from lead_scoring.config import WarehouseConfig
 from lead_scoring.runtime.demo import task_states
+from lead_scoring.runtime.environment import query_metadata
 from lead_scoring.sandbox import Sandbox
 from lead_scoring.synth import SynthConfig
 from tests.helpers import crm_writes, dag_environment, load_dag
@@ -31,7 +32,7 @@ CONTACTS = 300
 def dag_env(
     warehouse: WarehouseConfig,
     sandbox: Sandbox,
-    airflow_db: Path,
+    airflow_metadata: str,
     dbt_manifest: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -39,7 +40,7 @@ def dag_env(
     summary = dag_environment(
         SynthConfig(contacts=CONTACTS, seed=11, end=END), warehouse, sandbox, tmp_path, monkeypatch
     )
-    return {"dag": load_dag(), "airflow_db": airflow_db, "summary": summary}
+    return {"dag": load_dag(), "airflow_metadata": airflow_metadata, "summary": summary}
 
 
 def run(env: dict[str, Any], mark_success: str | None = None, **conf: Any) -> dict[str, str]:
@@ -50,7 +51,7 @@ def run(env: dict[str, Any], mark_success: str | None = None, **conf: Any) -> di
         mark_success_pattern=mark_success,
     )
     env["run_id"] = dag_run.run_id
-    states = task_states(env["airflow_db"])
+    states = task_states(env["airflow_metadata"])
     states["__run__"] = str(dag_run.state)
     return states
 
@@ -67,15 +68,13 @@ def run_summary(warehouse: WarehouseConfig) -> dict[str, Any]:
     return dict(zip(names, row, strict=True))
 
 
-def asset_events(airflow_db: Path) -> Counter[str]:
+def asset_events(airflow_metadata: str) -> Counter[str]:
     """How many events each asset received, from Airflow's metadata."""
-    import sqlite3
-
-    with sqlite3.connect(airflow_db) as db:
-        rows = db.execute(
-            "select asset.name, count(*) from asset_event "
-            "join asset on asset.id = asset_event.asset_id group by asset.name"
-        ).fetchall()
+    rows = query_metadata(
+        airflow_metadata,
+        "select asset.name, count(*) from asset_event "
+        "join asset on asset.id = asset_event.asset_id group by asset.name",
+    )
     return Counter({str(name): int(n) for name, n in rows})
 
 
@@ -186,7 +185,7 @@ def test_dag_scores_syncs_writes_nothing_when_unchanged_and_holds_back_a_driftin
     assert "index.html" in published["data_docs"]
     loaded = {load["source"]: load for load in published["details"]["loads"]}
     assert loaded["segment.web_events"]["rows_inserted"] == raw[1]
-    events = asset_events(dag_env["airflow_db"])
+    events = asset_events(dag_env["airflow_metadata"])
     assert {
         "raw_crm.contacts",
         "raw_crm.email_events",
@@ -244,16 +243,18 @@ def test_dag_scores_syncs_writes_nothing_when_unchanged_and_holds_back_a_driftin
     parse_project()
     dag_env["dag"] = load_dag()
 
-    marts_published = asset_events(dag_env["airflow_db"])["lead_scoring_marts.fct_lead_scores"]
+    marts_published = asset_events(dag_env["airflow_metadata"])[
+        "lead_scoring_marts.fct_lead_scores"
+    ]
     states = run(dag_env)
     assert states.pop("__run__") == "failed"
-    assert states["dbt_build.fct_lead_scores_model_build"] == "success"
+    assert states["dbt_build.fct_lead_scores_run"] == "success"
     assert states["check_scores"] == "failed"
     assert states["sync_crm"] == "upstream_failed"
     assert states["publish"] == "upstream_failed"
     assert crm_writes(sandbox) == writes  # the CRM still holds the old scores
     # the refused marts are not announced as produced; the failure summary says why
-    assert asset_events(dag_env["airflow_db"])["lead_scoring_marts.fct_lead_scores"] == (
+    assert asset_events(dag_env["airflow_metadata"])["lead_scoring_marts.fct_lead_scores"] == (
         marts_published
     )
     summary = run_summary(warehouse)
@@ -305,8 +306,9 @@ def test_poisoned_extract_stops_the_run_before_dbt_and_the_crm(
     assert states.pop("__run__") == "failed"
     assert states["check_raw"] == "failed"
     dbt_states = {task: state for task, state in states.items() if task.startswith("dbt_build.")}
+    assert dbt_states.pop("dbt_build.dbt_producer_watcher") == "upstream_failed"  # no dbt build
     assert dbt_states
-    assert set(dbt_states.values()) == {"upstream_failed"}, dbt_states
+    assert set(dbt_states.values()) <= {"upstream_failed", "skipped"}, dbt_states
     assert states["check_scores"] == "upstream_failed"
     assert states["sync_crm"] == "upstream_failed"
     assert states["publish"] == "upstream_failed"

@@ -344,3 +344,22 @@ def test_ctrl_c_stops_airflow_and_leaves_no_process_behind(ui: Ui) -> None:
     # and the UI is gone
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", int(ui.url.rsplit(":", 1)[1]))) != 0
+
+
+def test_a_trigger_with_a_future_as_of_is_refused_by_the_api_naming_the_param(ui: Ui) -> None:
+    import httpx
+
+    login = httpx.post(f"{ui.url}/auth/token", json={"username": ui.user, "password": ui.password})
+    assert login.status_code == 201, login.text
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    answer = httpx.post(
+        f"{ui.url}/api/v2/dags/lead_scoring/dagRuns",
+        json={"logical_date": None, "conf": {"as_of": tomorrow}},
+        headers=headers,
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    assert f"Invalid input for param as_of: '{tomorrow}' does not match" in answer.json()["detail"]
+    # no run was created, so nothing was extracted
+    assert [r for r in ui.runs() if r[1] == "manual"] == []

@@ -27,6 +27,28 @@ from datetime import date, timedelta
 
 from lead_scoring.config import ConfigError, env_int
 
+
+def not_after(day: date) -> str:
+    """A JSON-schema ``pattern`` that matches a ``YYYY-MM-DD`` date no later than ``day``.
+
+    JSON schema cannot compare a date with today, and Airflow checks a trigger's params with
+    JSON schema alone (the API server never imports the DAG's code). Dates of that shape sort
+    as their strings do, so the bound is a regular expression: ``day`` itself, or the same
+    digits up to some position and a smaller digit there. The DAG file builds it each time it
+    is parsed (every 30 s by default), so a trigger for tomorrow is refused with the param's
+    name; the tasks check the date again. ``day`` comes first, so the message shows the bound.
+    """
+    text = day.isoformat()
+    choices = [text]
+    for index, digit in enumerate(text):
+        if digit in "-0":
+            continue
+        smaller = "0" if digit == "1" else f"[0-{int(digit) - 1}]"
+        rest = "".join("-" if c == "-" else r"\d" for c in text[index + 1 :])
+        choices.append(text[:index] + smaller + rest)
+    return "^(?:" + "|".join(choices) + ")$"
+
+
 PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 
 
