@@ -224,8 +224,9 @@ def lead_scoring() -> None:
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.AFTER_EACH,
-            # A test on two nodes (relationships) runs once both are built, as its own task.
-            should_detach_multiple_parents_tests=True,
+            # dbt build runs a test on two nodes (relationships) once both are built; a
+            # detached test task would wait for a result the producer never reports.
+            should_detach_multiple_parents_tests=False,
             # The score gate declares the marts as assets once it has passed them; Cosmos's
             # own asset URIs would name the warehouse host (a socket folder when embedded).
             emit_datasets=False,

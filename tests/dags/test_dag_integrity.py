@@ -50,8 +50,8 @@ def test_lead_scoring_stages_run_in_order(dagbag) -> None:  # type: ignore[no-un
     dbt_tasks = {t for t in tasks if t.startswith("dbt_build.")}
     assert {
         "dbt_build.dbt_producer_watcher",
-        "dbt_build.fct_lead_scores_run",
-        "dbt_build.assert_one_score_per_lead_and_model_test",
+        "dbt_build.fct_lead_scores.run",
+        "dbt_build.fct_lead_scores.test",
         "dbt_build.scoring_models.seed",
     } <= dbt_tasks
     assert set(tasks) == EXTRACTS | dbt_tasks | {"check_rules", "take_turn", "check_raw",

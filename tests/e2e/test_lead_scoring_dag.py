@@ -248,7 +248,7 @@ def test_dag_scores_syncs_writes_nothing_when_unchanged_and_holds_back_a_driftin
     ]
     states = run(dag_env)
     assert states.pop("__run__") == "failed"
-    assert states["dbt_build.fct_lead_scores_run"] == "success"
+    assert states["dbt_build.fct_lead_scores.run"] == "success"
     assert states["check_scores"] == "failed"
     assert states["sync_crm"] == "upstream_failed"
     assert states["publish"] == "upstream_failed"

@@ -329,23 +329,6 @@ def test_the_ui_shows_the_dag_and_its_last_run_successful(
     print(f"screenshot: {shot}")
 
 
-def test_ctrl_c_stops_airflow_and_leaves_no_process_behind(ui: Ui) -> None:
-    assert ui.processes(), "the instance's processes must be found while it runs"
-    workers = [p for p in ui.processes() if "LocalExecutor" in " ".join(p.cmdline())]
-    assert 0 < len(workers) <= 2  # low parallelism for local use
-    ui.process.send_signal(signal.SIGINT)
-    assert ui.process.wait(timeout=180) == 0
-    rest = ui.process.stdout.read() if ui.process.stdout else ""
-    assert "Airflow stopped" in rest
-    assert "outlived" not in rest, rest  # Airflow stopped itself: nothing had to be killed
-    time.sleep(1)
-    assert ui.processes() == []
-    assert not list((ui.local / "pgdata").glob(".s.PGSQL.*"))  # the warehouse stopped too
-    # and the UI is gone
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", int(ui.url.rsplit(":", 1)[1]))) != 0
-
-
 def test_a_trigger_with_a_future_as_of_is_refused_by_the_api_naming_the_param(ui: Ui) -> None:
     import httpx
 
@@ -363,3 +346,20 @@ def test_a_trigger_with_a_future_as_of_is_refused_by_the_api_naming_the_param(ui
     assert f"Invalid input for param as_of: '{tomorrow}' does not match" in answer.json()["detail"]
     # no run was created, so nothing was extracted
     assert [r for r in ui.runs() if r[1] == "manual"] == []
+
+
+def test_ctrl_c_stops_airflow_and_leaves_no_process_behind(ui: Ui) -> None:
+    assert ui.processes(), "the instance's processes must be found while it runs"
+    workers = [p for p in ui.processes() if "LocalExecutor" in " ".join(p.cmdline())]
+    assert 0 < len(workers) <= 2  # low parallelism for local use
+    ui.process.send_signal(signal.SIGINT)
+    assert ui.process.wait(timeout=180) == 0
+    rest = ui.process.stdout.read() if ui.process.stdout else ""
+    assert "Airflow stopped" in rest
+    assert "outlived" not in rest, rest  # Airflow stopped itself: nothing had to be killed
+    time.sleep(1)
+    assert ui.processes() == []
+    assert not list((ui.local / "pgdata").glob(".s.PGSQL.*"))  # the warehouse stopped too
+    # and the UI is gone
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", int(ui.url.rsplit(":", 1)[1]))) != 0
