@@ -83,9 +83,15 @@ def _producer_first(group: Any) -> None:
     ``dbt build``). Run one task at a time (``dag.test()``, a pool of one) and a sensor that
     starts first waits for a build that never starts: so the producer comes first, and each
     sensor then reports its node's result whether the build succeeded or failed (``one_done``;
-    a build that never ran, because the raw gate failed, skips them)."""
+    a build that never ran, because the raw gate failed, skips them).
+
+    The producer never retries: Cosmos skips a second attempt rather than build twice, and a
+    skipped build would skip every node, the score gate and the sync, and the run would end
+    green. Failed, its node tasks report each node, and a node the build did not finish is
+    run (and retried) by its own task."""
     prefix = f"{group.group_id}."
     producer = group.dag.task_dict[prefix + PRODUCER_WATCHER_TASK_ID]
+    producer.retries = 0
     inside = {t for t in group.dag.task_dict if t.startswith(prefix)}
     for task_id in sorted(inside - {producer.task_id, prefix + PRODUCER_WATCHER_DONE_TASK_ID}):
         task = group.dag.task_dict[task_id]
@@ -215,7 +221,8 @@ def lead_scoring() -> None:
             profile_name="lead_scoring",
             target_name="airflow",
             profile_mapping=PostgresUserPasswordProfileMapping(
-                conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "lead_scoring"}
+                conn_id=WAREHOUSE_CONN_ID,
+                profile_args={"schema": "lead_scoring", "threads": SETTINGS.dbt_threads},
             ),
         ),
         execution_config=ExecutionConfig(

@@ -70,6 +70,7 @@ def test_lead_scoring_stages_run_in_order(dagbag) -> None:  # type: ignore[no-un
     # result after it, so a run that takes one task at a time never waits on itself
     producer = "dbt_build.dbt_producer_watcher"
     assert roots == {producer}
+    assert tasks[producer].retries == 0  # a retried build is skipped, which would end green
     assert dbt_tasks - {producer} <= tasks[producer].get_flat_relative_ids(upstream=False)
     assert dbt_tasks <= tasks["check_scores"].get_flat_relative_ids(upstream=True)
     assert tasks["check_scores"].downstream_task_ids == {"sync_crm"}

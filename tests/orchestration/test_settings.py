@@ -21,6 +21,7 @@ VARIABLES = (
     "LEAD_SCORING_TASK_RETRIES",
     "LEAD_SCORING_RETRY_DELAY_SECONDS",
     "LEAD_SCORING_MAX_RETRY_DELAY_SECONDS",
+    "LEAD_SCORING_DBT_THREADS",
 )
 
 
@@ -55,7 +56,10 @@ def test_every_setting_can_be_changed(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("LEAD_SCORING_TASK_RETRIES", "4")
     clean_env.setenv("LEAD_SCORING_RETRY_DELAY_SECONDS", "5")
     clean_env.setenv("LEAD_SCORING_MAX_RETRY_DELAY_SECONDS", "60")
+    assert dag_settings_from_env().dbt_threads == 4
+    clean_env.setenv("LEAD_SCORING_DBT_THREADS", "2")
     settings = dag_settings_from_env()
+    assert settings.dbt_threads == 2
     assert (settings.schedule, settings.catchup, settings.start_date, settings.retries) == (
         "30 5 * * 1-5",
         True,
@@ -77,6 +81,7 @@ def test_every_setting_can_be_changed(clean_env: pytest.MonkeyPatch) -> None:
         ("LEAD_SCORING_TASK_RETRIES", "-1", "LEAD_SCORING_TASK_RETRIES must be 0 or more"),
         ("LEAD_SCORING_RETRY_DELAY_SECONDS", "1m", "must be a whole number"),
         ("LEAD_SCORING_RETRY_DELAY_SECONDS", "1000", "is shorter than"),
+        ("LEAD_SCORING_DBT_THREADS", "0", "LEAD_SCORING_DBT_THREADS must be 1 or more"),
     ],
 )
 def test_bad_values_are_clear_errors(

@@ -12,6 +12,7 @@ runs.
 | ``LEAD_SCORING_TASK_RETRIES`` | ``2`` | retries per task (exponential backoff) |
 | ``LEAD_SCORING_RETRY_DELAY_SECONDS`` | ``60`` | the first retry's delay |
 | ``LEAD_SCORING_MAX_RETRY_DELAY_SECONDS`` | ``900`` | the longest delay backoff reaches |
+| ``LEAD_SCORING_DBT_THREADS`` | ``4`` | models the one ``dbt build`` runs at once |
 
 Each run covers one data interval of the schedule (``CronDataIntervalTimetable``): the run for
 ``[23:00, 24:00)`` starts at midnight and scores as of its interval's day, so the last run of a
@@ -88,6 +89,7 @@ class DagSettings:
     retries: int
     retry_delay: timedelta
     max_retry_delay: timedelta
+    dbt_threads: int = 4
 
     def timetable(self) -> object | None:
         """One run per data interval of the schedule, in UTC (None: manual runs only)."""
@@ -120,6 +122,7 @@ def dag_settings_from_env() -> DagSettings:
         retries=env_int("LEAD_SCORING_TASK_RETRIES", 2, 0),
         retry_delay=timedelta(seconds=delay),
         max_retry_delay=timedelta(seconds=longest),
+        dbt_threads=env_int("LEAD_SCORING_DBT_THREADS", 4, 1),
     )
 
 
