@@ -185,7 +185,7 @@ class EmbeddedPostgres:
         self._ensure_role_and_database(
             socket_dir, None, AIRFLOW_DATABASE, AIRFLOW_ROLE, fresh=fresh
         )
-        return metadata_url(socket_dir)
+        return metadata_url(socket_dir, AIRFLOW_DATABASE, AIRFLOW_ROLE)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT to the postmaster), waiting until the process is gone."""
