@@ -4,7 +4,11 @@
         incremental_strategy='delete+insert',
         unique_key='activity_date',
         on_schema_change='fail',
-        indexes=[{'columns': ['activity_date']}, {'columns': ['last_loaded_at']}],
+        indexes=[
+            {'columns': ['activity_date']},
+            {'columns': ['last_loaded_at']},
+            {'columns': ['actor_id']},
+        ],
     )
 }}
 -- Activities counted per actor (Segment user / anonymous id, or email recipient), day, type
@@ -100,6 +104,8 @@ final as (
                 to_roll_up.page_path
             )
         ) as rollup_id,
+        {{ actor_id('to_roll_up') }} as actor_id,
+        {{ activity_kind_id('to_roll_up') }} as activity_kind_id,
         to_roll_up.source_system,
         to_roll_up.user_id,
         to_roll_up.anonymous_id,

@@ -66,9 +66,7 @@ categorized as (
 final as (
 
     select
-        md5(
-            concat_ws('|', categorized.activity_type, categorized.page_path)
-        ) as activity_kind_id,
+        {{ activity_kind_id('categorized') }} as activity_kind_id,
         categorized.activity_type,
         categorized.page_path,
         coalesce(

@@ -11,48 +11,16 @@ rollups as (
 
 ),
 
--- One import per identity type: each is then read once and inlined, so the planner sees
--- the table's real sizes (a CTE read three times is materialized and estimated blind).
-email_identities as (
-
-    select * from {{ ref('int_lead_identities__stitched') }}
-    where identity_type = 'email'
-
-),
-
-user_id_identities as (
-
-    select * from {{ ref('int_lead_identities__stitched') }}
-    where identity_type = 'user_id'
-
-),
-
-anonymous_id_identities as (
-
-    select * from {{ ref('int_lead_identities__stitched') }}
-    where identity_type = 'anonymous_id'
-
-),
-
 activity_kinds as (
 
     select * from {{ ref('int_activity_kinds__categorized') }}
 
 ),
 
+-- Each row's lead and when it was tied to it (by email, then userId, then anonymousId).
 stitched as (
 
-    select
-        rollups.*,
-        coalesce(by_email.lead_id, by_user_id.lead_id, by_anonymous_id.lead_id) as lead_id,
-        coalesce(by_email.bound_at, by_user_id.bound_at, by_anonymous_id.bound_at) as bound_at
-    from rollups
-    left join email_identities as by_email
-        on rollups.email = by_email.identity_value
-    left join user_id_identities as by_user_id
-        on rollups.user_id = by_user_id.identity_value
-    left join anonymous_id_identities as by_anonymous_id
-        on rollups.anonymous_id = by_anonymous_id.identity_value
+    {{ stitched_to_leads('rollups', ref('int_lead_identities__stitched')) }}
 
 ),
 
@@ -60,6 +28,7 @@ final as (
 
     select
         stitched.rollup_id,
+        stitched.actor_id,
         stitched.lead_id,
         stitched.activity_date,
         greatest(
@@ -81,10 +50,7 @@ final as (
         stitched.last_loaded_at
     from stitched
     inner join activity_kinds
-        on
-            stitched.activity_type = activity_kinds.activity_type
-            and stitched.page_path is not distinct from activity_kinds.page_path
-    where stitched.lead_id is not null
+        on stitched.activity_kind_id = activity_kinds.activity_kind_id
 
 )
 

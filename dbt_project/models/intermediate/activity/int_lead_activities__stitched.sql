@@ -13,48 +13,16 @@ activities as (
 
 ),
 
--- One import per identity type: each is then read once and inlined, so the planner sees
--- the table's real sizes (a CTE read three times is materialized and estimated blind).
-email_identities as (
-
-    select * from {{ ref('int_lead_identities__stitched') }}
-    where identity_type = 'email'
-
-),
-
-user_id_identities as (
-
-    select * from {{ ref('int_lead_identities__stitched') }}
-    where identity_type = 'user_id'
-
-),
-
-anonymous_id_identities as (
-
-    select * from {{ ref('int_lead_identities__stitched') }}
-    where identity_type = 'anonymous_id'
-
-),
-
 activity_kinds as (
 
     select * from {{ ref('int_activity_kinds__categorized') }}
 
 ),
 
+-- Each row's lead and when it was tied to it (by email, then userId, then anonymousId).
 stitched as (
 
-    select
-        activities.*,
-        coalesce(by_email.lead_id, by_user_id.lead_id, by_anonymous_id.lead_id) as lead_id,
-        coalesce(by_email.bound_at, by_user_id.bound_at, by_anonymous_id.bound_at) as bound_at
-    from activities
-    left join email_identities as by_email
-        on activities.email = by_email.identity_value
-    left join user_id_identities as by_user_id
-        on activities.user_id = by_user_id.identity_value
-    left join anonymous_id_identities as by_anonymous_id
-        on activities.anonymous_id = by_anonymous_id.identity_value
+    {{ stitched_to_leads('activities', ref('int_lead_identities__stitched')) }}
 
 ),
 
@@ -78,7 +46,6 @@ final as (
         on
             stitched.activity_type = activity_kinds.activity_type
             and stitched.page_path is not distinct from activity_kinds.page_path
-    where stitched.lead_id is not null
 
 )
 

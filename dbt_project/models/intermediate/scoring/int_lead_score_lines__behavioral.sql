@@ -8,15 +8,10 @@
 
 with
 
-activities as (
+-- Per lead, model, rule and cap window at the as-of date (from the actors' state).
+windows as (
 
-    select * from {{ ref('int_lead_activities__as_of') }}
-
-),
-
-activity_kinds as (
-
-    select * from {{ ref('int_activity_kinds__categorized') }}
+    select * from {{ ref('int_lead_rule_windows__as_of') }}
 
 ),
 
@@ -29,72 +24,6 @@ behavioral_rules as (
 decay_rules as (
 
     select * from {{ ref('decay_rules') }}
-
-),
-
--- Rules are matched to the distinct activity kinds (one row per type and page), so a path
--- pattern is tested once per page, not once per activity.
-rule_kinds as (
-
-    select
-        activity_kinds.activity_kind_id,
-        behavioral_rules.scoring_model_id,
-        behavioral_rules.rule_id,
-        behavioral_rules.cap_window_days
-    from activity_kinds
-    inner join behavioral_rules
-        on
-            activity_kinds.activity_type = behavioral_rules.activity_type
-            and activity_kinds.channel = behavioral_rules.channel
-            and (
-                behavioral_rules.path_pattern is null
-                or coalesce(activity_kinds.page_path ~* behavioral_rules.path_pattern, false)
-            )
-
-),
-
-windowed as (
-
-    select
-        activities.lead_id,
-        rule_kinds.scoring_model_id,
-        rule_kinds.rule_id,
-        case
-            when rule_kinds.cap_window_days is not null
-                then cast(
-                        date_bin(
-                            make_interval(days => rule_kinds.cap_window_days),
-                            cast(activities.activity_date as timestamp),
-                            timestamp '2000-01-03'
-                        ) as date
-                    )
-        end as window_start,
-        activities.activity_date,
-        activities.activity_count,
-        activities.sample_activity_id
-    from activities
-    inner join rule_kinds
-        on activities.activity_kind_id = rule_kinds.activity_kind_id
-
-),
-
-windows as (
-
-    select
-        windowed.lead_id,
-        windowed.scoring_model_id,
-        windowed.rule_id,
-        windowed.window_start,
-        min(windowed.activity_date) as first_activity_date,
-        max(windowed.activity_date) as last_activity_date,
-        min(windowed.sample_activity_id) as sample_activity_id,
-        cast(sum(windowed.activity_count) as integer) as activity_count
-    from windowed
-    group by
-        windowed.lead_id,
-        windowed.scoring_model_id,
-        windowed.rule_id,
-        windowed.window_start
 
 ),
 

@@ -11,14 +11,12 @@ bonus_rules as (
 
 ),
 
--- Only engagement inside the longest look-back can pay a bonus: filtered before the rules
--- are joined, so the grouping below sorts weeks of activity, not all of it.
+-- Only engagement inside the longest look-back can pay a bonus (the recent activity holds
+-- just that), so the grouping below sorts weeks of activity, not all of it.
 activities as (
 
-    select * from {{ ref('int_lead_activities__as_of') }}
-    where
-        is_engagement
-        and age_days < (select max(bonus_rules.window_days) from bonus_rules)
+    select * from {{ ref('int_lead_activities__recent') }}
+    where is_engagement
 
 ),
 

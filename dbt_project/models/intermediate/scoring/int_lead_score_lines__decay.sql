@@ -8,17 +8,18 @@
 
 with
 
--- One import per use, each read once (a CTE read several times is materialized whole).
+-- The lead's activity per kind at the as-of date: one import per use, each read once (a CTE
+-- read several times is materialized whole).
 engagements as (
 
-    select * from {{ ref('int_lead_activities__as_of') }}
+    select * from {{ ref('int_lead_activity_kinds__as_of') }}
     where is_engagement
 
 ),
 
-email_activities as (
+email_kinds as (
 
-    select * from {{ ref('int_lead_activities__as_of') }}
+    select * from {{ ref('int_lead_activity_kinds__as_of') }}
     where channel = 'email'
 
 ),
@@ -34,7 +35,7 @@ last_engagement_by_channel as (
     select
         engagements.lead_id,
         engagements.channel,
-        max(engagements.activity_date) as last_engaged_on
+        max(engagements.last_activity_date) as last_engaged_on
     from engagements
     group by engagements.lead_id, engagements.channel
 
@@ -76,18 +77,19 @@ inactivity_lines as (
 
 ),
 
--- Per lead: the last open or click, and each delivery day's count; one pass over email.
+-- Per lead: the last open or click, and the emails delivered after it (the kinds keep the
+-- day of each delivery after an actor's own last open); one pass over the email kinds.
 email_days as (
 
     select
-        email_activities.lead_id,
-        email_activities.activity_date,
-        max(email_activities.activity_date) filter (
-            where email_activities.activity_type in ('email_open', 'email_click')
-        ) over (partition by email_activities.lead_id) as last_opened_on,
-        email_activities.activity_type,
-        email_activities.activity_count
-    from email_activities
+        email_kinds.lead_id,
+        max(email_kinds.last_activity_date) filter (
+            where email_kinds.activity_type in ('email_open', 'email_click')
+        ) over (partition by email_kinds.lead_id) as last_opened_on,
+        email_kinds.activity_type,
+        email_kinds.unopened_on,
+        email_kinds.activity_count
+    from email_kinds
 
 ),
 
@@ -96,12 +98,12 @@ unopened as (
     select
         email_days.lead_id,
         email_days.last_opened_on,
-        min(email_days.activity_date) as first_unopened_on,
+        min(email_days.unopened_on) as first_unopened_on,
         cast(sum(email_days.activity_count) as integer) as unopened_count
     from email_days
     where
         email_days.activity_type = 'email_delivered'
-        and email_days.activity_date > coalesce(email_days.last_opened_on, date '0001-01-01')
+        and email_days.unopened_on > coalesce(email_days.last_opened_on, date '0001-01-01')
     group by email_days.lead_id, email_days.last_opened_on
 
 ),

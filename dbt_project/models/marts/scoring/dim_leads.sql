@@ -23,9 +23,9 @@ identities as (
 
 ),
 
-activities as (
+activity_kinds as (
 
-    select * from {{ ref('int_lead_activities__as_of') }}
+    select * from {{ ref('int_lead_activity_kinds__as_of') }}
 
 ),
 
@@ -44,27 +44,27 @@ identity_counts as (
 engagement as (
 
     select
-        activities.lead_id,
-        min(activities.activity_date) filter (where activities.is_engagement)
+        activity_kinds.lead_id,
+        min(activity_kinds.first_activity_date) filter (where activity_kinds.is_engagement)
             as first_engaged_on,
-        max(activities.activity_date) filter (where activities.is_engagement)
+        max(activity_kinds.last_activity_date) filter (where activity_kinds.is_engagement)
             as last_engaged_on,
-        sum(activities.activity_count) filter (where activities.is_engagement)
+        sum(activity_kinds.activity_count) filter (where activity_kinds.is_engagement)
             as engagement_count
-    from activities
-    group by activities.lead_id
+    from activity_kinds
+    group by activity_kinds.lead_id
 
 ),
 
 product_line_counts as (
 
     select
-        activities.lead_id,
-        activities.product_line,
-        sum(activities.activity_count) as activity_count
-    from activities
-    where activities.product_line is not null
-    group by activities.lead_id, activities.product_line
+        activity_kinds.lead_id,
+        activity_kinds.product_line,
+        sum(activity_kinds.activity_count) as activity_count
+    from activity_kinds
+    where activity_kinds.product_line is not null
+    group by activity_kinds.lead_id, activity_kinds.product_line
 
 ),
 

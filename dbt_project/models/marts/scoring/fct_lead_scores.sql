@@ -36,9 +36,9 @@ lines as (
 
 ),
 
-activities as (
+activity_kinds as (
 
-    select * from {{ ref('int_lead_activities__as_of') }}
+    select * from {{ ref('int_lead_activity_kinds__as_of') }}
 
 ),
 
@@ -125,11 +125,11 @@ top_reasons as (
 decision_signals as (
 
     select
-        activities.lead_id,
-        max(activities.activity_date) as last_decision_date
-    from activities
-    where activities.funnel_stage = 'decision' and activities.is_engagement
-    group by activities.lead_id
+        activity_kinds.lead_id,
+        max(activity_kinds.last_activity_date) as last_decision_date
+    from activity_kinds
+    where activity_kinds.funnel_stage = 'decision' and activity_kinds.is_engagement
+    group by activity_kinds.lead_id
 
 ),
 

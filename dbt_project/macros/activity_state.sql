@@ -1,0 +1,228 @@
+{#-
+    The activity state: what scoring needs from each actor's activity (a Segment user /
+    anonymous id, or an email recipient), kept per actor so that a run only recomputes the
+    actors that received new rows. The state holds facts of all the activity loaded; the
+    as-of models cut it at the as-of date and tie actors to leads. The same macros build the
+    state and replay an actor's activity up to an as-of date, so both give the same rows.
+-#}
+
+{#- An actor: the rollup's who-did-it columns, hashed (null and '' stay apart). -#}
+{% macro actor_id(alias) -%}
+    md5(
+        cast(
+            row({{ alias }}.source_system, {{ alias }}.user_id, {{ alias }}.anonymous_id,
+                {{ alias }}.email) as text
+        )
+    )
+{%- endmacro %}
+
+{#- An activity kind: a type and a page (int_activity_kinds__categorized). -#}
+{% macro activity_kind_id(alias) -%}
+    md5(concat_ws('|', {{ alias }}.activity_type, {{ alias }}.page_path))
+{%- endmacro %}
+
+{#-
+    The newest load a state model has seen, as a literal read before its build (a bound the
+    planner knows reaches the rollup through its load-time index), minus the rollup's
+    look-back for loads that committed while the previous build ran.
+-#}
+{% macro state_loaded_after() -%}
+    {%- set loaded_after = '-infinity' -%}
+    {%- if is_incremental() and execute -%}
+        {%- set newest = run_query(
+            "select coalesce(cast(max(last_loaded_at) - interval '"
+            ~ var('rollup_lookback_minutes') ~ " minutes' as text), '-infinity') from " ~ this
+        ) -%}
+        {%- set loaded_after = newest.columns[0].values()[0] -%}
+    {%- endif -%}
+    cast('{{ loaded_after }}' as timestamptz)
+{%- endmacro %}
+
+{#-
+    The actors a state model recomputes: on an incremental run, those with rollup rows loaded
+    since its newest; `rollups` is the rollup's import. Their rows are all recomputed (a late
+    event can fall into any window), and replace the actor's rows whole.
+-#}
+{% macro touched_actors(rollups) -%}
+    select distinct {{ rollups }}.actor_id
+    from {{ rollups }}
+    where {{ rollups }}.last_loaded_at > {{ state_loaded_after() }}
+{%- endmacro %}
+
+{#-
+    Per actor and activity kind: first and last day, activity count and newest load. Emails
+    delivered after the actor's last open or click keep their day (`unopened_on`), which is
+    what unopened-email decay counts: a lead's last open is the latest of its actors', and an
+    actor's deliveries after that are among those after its own last open.
+    `rows` has actor_id, activity_kind_id, activity_type, activity_date, activity_count and
+    last_loaded_at.
+-#}
+{% macro actor_kind_totals(rows) -%}
+    select
+        opened.actor_id,
+        opened.activity_kind_id,
+        case
+            when
+                opened.activity_type = 'email_delivered'
+                and opened.activity_date > coalesce(opened.last_opened_on, date '0001-01-01')
+                then opened.activity_date
+        end as unopened_on,
+        min(opened.activity_date) as first_activity_date,
+        max(opened.activity_date) as last_activity_date,
+        cast(sum(opened.activity_count) as integer) as activity_count,
+        max(opened.last_loaded_at) as last_loaded_at
+    from (
+        select
+            {{ rows }}.*,
+            max({{ rows }}.activity_date) filter (
+                where {{ rows }}.activity_type in ('email_open', 'email_click')
+            ) over (partition by {{ rows }}.actor_id) as last_opened_on
+        from {{ rows }}
+    ) as opened
+    group by
+        opened.actor_id,
+        opened.activity_kind_id,
+        case
+            when
+                opened.activity_type = 'email_delivered'
+                and opened.activity_date > coalesce(opened.last_opened_on, date '0001-01-01')
+                then opened.activity_date
+        end
+{%- endmacro %}
+
+{#-
+    The behavioural rules, each with a hash of its row and of the activity types it is
+    matched through (a channel mapping decides which activities a rule sees): a state row
+    carries the hash of the rule it was counted for, so an edited rule is recounted.
+-#}
+{% macro hashed_behavioral_rules() -%}
+    select
+        behavioral_rules.*,
+        md5(
+            cast(behavioral_rules.* as text) || '|' || (
+                select coalesce(
+                    string_agg(
+                        md5(cast(activity_types.* as text)), ',' order by
+                        md5(cast(activity_types.* as text))
+                    ),
+                    ''
+                )
+                from {{ ref('activity_types') }} as activity_types
+            )
+        ) as rule_hash
+    from {{ ref('behavioral_rules') }} as behavioral_rules
+{%- endmacro %}
+
+{#- After a build of int_actor_rule_windows__state: the windows of rules edited or gone. -#}
+{% macro delete_stale_rule_windows() -%}
+    delete from {{ this }} as windows
+    where not exists (
+        select
+        from ({{ hashed_behavioral_rules() }}) as rules
+        where
+            rules.scoring_model_id = windows.scoring_model_id
+            and rules.rule_id = windows.rule_id
+            and rules.rule_hash = windows.rule_hash
+    )
+{%- endmacro %}
+
+{#-
+    Rules matched to the activity kinds (one row per type and page), so a path pattern is
+    tested once per page, not once per activity. `kinds` and `rules` are imports.
+-#}
+{% macro rule_kinds(kinds, rules) -%}
+    select
+        {{ kinds }}.activity_kind_id,
+        {{ rules }}.scoring_model_id,
+        {{ rules }}.rule_id,
+        {{ rules }}.rule_hash,
+        {{ rules }}.cap_window_days
+    from {{ kinds }}
+    inner join {{ rules }}
+        on
+            {{ kinds }}.activity_type = {{ rules }}.activity_type
+            and {{ kinds }}.channel = {{ rules }}.channel
+            and (
+                {{ rules }}.path_pattern is null
+                or coalesce({{ kinds }}.page_path ~* {{ rules }}.path_pattern, false)
+            )
+{%- endmacro %}
+
+{#-
+    A behavioural rule's cap windows per actor: windows are fixed, Monday-aligned blocks of
+    the rule's cap_window_days (none = one window over all history), so a closed window
+    never changes. `rows` has actor_id, activity_kind_id, activity_date, activity_count,
+    sample_activity_id and last_loaded_at; `matched` is rule_kinds(); `where` narrows the
+    joined rows.
+-#}
+{% macro actor_rule_windows(rows, matched, where='true') -%}
+    select
+        windowed.actor_id,
+        windowed.scoring_model_id,
+        windowed.rule_id,
+        windowed.rule_hash,
+        windowed.window_start,
+        min(windowed.activity_date) as first_activity_date,
+        max(windowed.activity_date) as last_activity_date,
+        min(windowed.sample_activity_id) as sample_activity_id,
+        cast(sum(windowed.activity_count) as integer) as activity_count,
+        max(windowed.last_loaded_at) as last_loaded_at
+    from (
+        select
+            {{ rows }}.actor_id,
+            {{ matched }}.scoring_model_id,
+            {{ matched }}.rule_id,
+            {{ matched }}.rule_hash,
+            case
+                when {{ matched }}.cap_window_days is not null
+                    then cast(
+                            date_bin(
+                                make_interval(days => {{ matched }}.cap_window_days),
+                                cast({{ rows }}.activity_date as timestamp),
+                                timestamp '2000-01-03'
+                            ) as date
+                        )
+            end as window_start,
+            {{ rows }}.activity_date,
+            {{ rows }}.activity_count,
+            {{ rows }}.sample_activity_id,
+            {{ rows }}.last_loaded_at
+        from {{ rows }}
+        inner join {{ matched }}
+            on {{ rows }}.activity_kind_id = {{ matched }}.activity_kind_id
+        where {{ where }}
+    ) as windowed
+    group by
+        windowed.actor_id,
+        windowed.scoring_model_id,
+        windowed.rule_id,
+        windowed.rule_hash,
+        windowed.window_start
+{%- endmacro %}
+
+{#-
+    Each actor's lead, and when it was tied to it (the identity stitching): by email first,
+    then Segment userId, then anonymousId. `actors` has email, user_id and anonymous_id;
+    `identities` is an import of int_lead_identities__stitched. Selects the actors' columns
+    with lead_id and bound_at; actors tied to no lead are left out.
+-#}
+{% macro stitched_to_leads(actors, identities) -%}
+    select
+        {{ actors }}.*,
+        coalesce(by_email.lead_id, by_user_id.lead_id, by_anonymous_id.lead_id) as lead_id,
+        coalesce(by_email.bound_at, by_user_id.bound_at, by_anonymous_id.bound_at) as bound_at
+    from {{ actors }}
+    left join {{ identities }} as by_email
+        on
+            by_email.identity_type = 'email'
+            and {{ actors }}.email = by_email.identity_value
+    left join {{ identities }} as by_user_id
+        on
+            by_user_id.identity_type = 'user_id'
+            and {{ actors }}.user_id = by_user_id.identity_value
+    left join {{ identities }} as by_anonymous_id
+        on
+            by_anonymous_id.identity_type = 'anonymous_id'
+            and {{ actors }}.anonymous_id = by_anonymous_id.identity_value
+    where coalesce(by_email.lead_id, by_user_id.lead_id, by_anonymous_id.lead_id) is not null
+{%- endmacro %}
