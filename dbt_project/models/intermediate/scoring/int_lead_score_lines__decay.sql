@@ -3,7 +3,8 @@
 -- not in the last `inactivity_days` days. `unopened_email`: no email opened or clicked for
 -- `inactivity_days` days, `points` per email delivered since the last open, at most
 -- `max_points` in all. A lead who engages again loses the line on the next score: decay is
--- recomputed from the activity, never stored, which is how a score recovers.
+-- computed at the as-of date from the last days in the activity state, never stored, which
+-- is how a score recovers.
 -- (Half-life decay of old points is on the behavioural lines themselves.)
 
 with
