@@ -165,7 +165,6 @@ def rebuilt(
     target: Path,
     as_of: date,
     project: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Every seed and model from scratch into the reference schemas, as of ``as_of``."""
     with connect(warehouse) as conn:
@@ -173,20 +172,25 @@ def rebuilt(
             "select nspname from pg_namespace where nspname like %s", (f"{REFERENCE}\\_%",)
         ).fetchall():
             conn.execute(f"drop schema {schema} cascade")
-    with monkeypatch.context() as patched:
-        patched.setenv("WAREHOUSE_SCHEMA", REFERENCE)
-        done = run_dbt(
-            warehouse,
-            target,
-            "build",
-            "--exclude-resource-type",
-            "test",
-            "--exclude-resource-type",
-            "unit_test",
-            "--vars",
-            json.dumps({"as_of": as_of.isoformat()}),
-            project=project,
-        )
+    # a copy of the project whose profile names the reference schema (as backtests do)
+    copy = target / "project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("target", "logs"))
+    profile = copy / "profiles.yml"
+    text = profile.read_text()
+    assert "schema: lead_scoring\n" in text
+    profile.write_text(text.replace("schema: lead_scoring\n", f"schema: {REFERENCE}\n"))
+    done = run_dbt(
+        warehouse,
+        target,
+        "build",
+        "--exclude-resource-type",
+        "test",
+        "--exclude-resource-type",
+        "unit_test",
+        "--vars",
+        json.dumps({"as_of": as_of.isoformat()}),
+        project=copy,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     return rows(warehouse, REFERENCE, as_of)
 
@@ -211,7 +215,7 @@ def state_rows(warehouse: WarehouseConfig, table: str) -> int:
 
 
 def test_incremental_runs_score_exactly_as_a_full_rebuild(
-    held_portal: WarehouseConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    held_portal: WarehouseConfig, tmp_path: Path
 ) -> None:
     warehouse = held_portal
     original = dbt_project_dir()
@@ -241,7 +245,7 @@ def test_incremental_runs_score_exactly_as_a_full_rebuild(
             change_attribute(warehouse, as_of)
         incremental(warehouse, tmp_path / f"inc{number}", as_of, project)
         got = rows(warehouse, "lead_scoring", as_of)
-        expected = rebuilt(warehouse, tmp_path / f"ref{number}", as_of, project, monkeypatch)
+        expected = rebuilt(warehouse, tmp_path / f"ref{number}", as_of, project)
         assert_same(f"day {number} ({story}, {loaded} rows loaded)", got, expected)
         if number == 2:
             with psycopg.connect(warehouse.conninfo()) as conn:
