@@ -59,35 +59,33 @@
 -#}
 {% macro actor_kind_totals(rows) -%}
     select
-        opened.actor_id,
-        opened.activity_kind_id,
-        case
-            when
-                opened.activity_type = 'email_delivered'
-                and opened.activity_date > coalesce(opened.last_opened_on, date '0001-01-01')
-                then opened.activity_date
-        end as unopened_on,
-        min(opened.activity_date) as first_activity_date,
-        max(opened.activity_date) as last_activity_date,
-        cast(sum(opened.activity_count) as integer) as activity_count,
-        max(opened.last_loaded_at) as last_loaded_at
+        dated.actor_id,
+        dated.activity_kind_id,
+        dated.unopened_on,
+        min(dated.activity_date) as first_activity_date,
+        max(dated.activity_date) as last_activity_date,
+        cast(sum(dated.activity_count) as integer) as activity_count,
+        max(dated.last_loaded_at) as last_loaded_at
     from (
         select
             {{ rows }}.*,
-            max({{ rows }}.activity_date) filter (
-                where {{ rows }}.activity_type in ('email_open', 'email_click')
-            ) over (partition by {{ rows }}.actor_id) as last_opened_on
+            case
+                when
+                    {{ rows }}.activity_type = 'email_delivered'
+                    and {{ rows }}.activity_date > coalesce(
+                        max({{ rows }}.activity_date) filter (
+                            where {{ rows }}.activity_type in ('email_open', 'email_click')
+                        ) over (partition by {{ rows }}.actor_id),
+                        date '0001-01-01'
+                    )
+                    then {{ rows }}.activity_date
+            end as unopened_on
         from {{ rows }}
-    ) as opened
+    ) as dated
     group by
-        opened.actor_id,
-        opened.activity_kind_id,
-        case
-            when
-                opened.activity_type = 'email_delivered'
-                and opened.activity_date > coalesce(opened.last_opened_on, date '0001-01-01')
-                then opened.activity_date
-        end
+        dated.actor_id,
+        dated.activity_kind_id,
+        dated.unopened_on
 {%- endmacro %}
 
 {#-
