@@ -62,6 +62,7 @@ from lead_scoring import tasks
 from lead_scoring.config import WAREHOUSE_CONN_ID
 from lead_scoring.orchestration import assets
 from lead_scoring.orchestration.settings import dag_settings_from_env, not_after
+from lead_scoring.runtime.dbt_tools import as_of_options
 
 DBT_PROJECT_DIR = Path(
     os.environ.get(
@@ -239,7 +240,10 @@ def lead_scoring() -> None:
             emit_datasets=False,
         ),
         operator_args={
-            "vars": {"as_of": AS_OF},
+            # The as-of date reaches the models as a session setting on dbt's connections,
+            # not a dbt var: the compiled project is the same every day, so dbt does not
+            # re-parse it (a var that changes would).
+            "env": {"PGOPTIONS": as_of_options(AS_OF, os.environ.get("PGOPTIONS"))},
             # Incremental models rebuilt from the raw tables; the score marts keep past days.
             "full_refresh": "{{ params.full_refresh }}",
             # dbt unit tests (given rows -> expected rows) run in CI, not on production data:

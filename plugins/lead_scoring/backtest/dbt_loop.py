@@ -1,17 +1,18 @@
 """Score one backtest workspace as of many cutoffs in one process (``python -m`` this module).
 
 A backtest runs the scoring models once per cutoff. Starting dbt for each would pay its start-up
-and a full parse every time (a new ``as_of`` var invalidates partial parsing), which is most of
-a small warehouse's run. Here the project is parsed once and the manifest is handed to each
-``dbtRunner`` invocation (dbt's documented way to skip re-parsing); the ``as_of`` var is read
-when each model is compiled, so every invocation scores its own date. It runs as a child
-process so a dbt failure cannot take the backtest down, and prints one line per cutoff.
+and its parse every time, which is most of a small warehouse's run. Here the project is parsed
+once and the manifest is handed to each ``dbtRunner`` invocation (dbt's documented way to skip
+re-parsing). The compiled SQL does not depend on the date: each invocation's connections carry
+the cutoff in libpq's PGOPTIONS (the session setting ``lead_scoring.as_of``), so every
+invocation scores its own date. It runs as a child process so a dbt failure cannot take the
+backtest down, and prints one line per cutoff.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 from typing import Any
@@ -37,24 +38,19 @@ def main() -> int:
         f"{args.project}/target/logs",
         "--quiet",
     ]
-    first = json.dumps({"as_of": args.cutoffs[0]})
-    parsed = dbtRunner().invoke(["parse", "--vars", first, *common])
+    from lead_scoring.runtime.dbt_tools import as_of_options
+
+    options = os.environ.get("PGOPTIONS")
+    parsed = dbtRunner().invoke(["parse", *common])
     if not parsed.success:
         print(f"error: dbt parse failed: {parsed.exception}", flush=True)
         return 1
     runner = dbtRunner(manifest=parsed.result)  # type: ignore[arg-type]  # parse -> Manifest
     for cutoff in args.cutoffs:
         began = time.monotonic()
-        done = runner.invoke(
-            [
-                "run",
-                "--select",
-                *args.select.split(),
-                "--vars",
-                json.dumps({"as_of": cutoff}),
-                *common,
-            ]
-        )
+        # read by libpq when dbt connects; dbt closes its connections after each invocation
+        os.environ["PGOPTIONS"] = as_of_options(cutoff, options)
+        done = runner.invoke(["run", "--select", *args.select.split(), *common])
         if not done.success:
             results: Any = done.result or []
             failures = [

@@ -5,13 +5,14 @@ so a dbt failure cannot take the caller down with it.
 
 from __future__ import annotations
 
-import json
+import os
+import re
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from lead_scoring.config import WarehouseConfig, dbt_project_dir, local_dir
+from lead_scoring.config import ConfigError, WarehouseConfig, dbt_project_dir, local_dir
 from lead_scoring.runtime.environment import NO_TELEMETRY, child_environment
 
 
@@ -34,12 +35,38 @@ def profile_environment(warehouse: WarehouseConfig) -> dict[str, str]:
     }
 
 
+# The session setting the as-of models read (dbt_project/macros/as_of.sql).
+AS_OF_SETTING = "lead_scoring.as_of"
+
+
+def as_of_options(as_of: str, current: str | None = None) -> str:
+    """libpq's PGOPTIONS with the as-of date added to ``current`` (the caller's own options,
+    kept): every connection dbt opens then scores as of that date, with no dbt var changed,
+    so partial parsing holds. ``as_of`` may be a Jinja template (the DAG's logical date). An
+    as-of date already in ``current`` (a leftover of an earlier run in the process) is replaced."""
+    kept = re.sub(rf"\s*-c\s*{re.escape(AS_OF_SETTING)}=\S*", "", current or "").strip()
+    return f"{kept} -c {AS_OF_SETTING}={as_of}".strip()
+
+
+def as_of_environment(as_of: date) -> dict[str, str]:
+    """The environment a dbt child process scores ``as_of`` in (not after today, UTC)."""
+    today = datetime.now(UTC).date()
+    if as_of > today:
+        raise ConfigError(f"as_of {as_of} is after today ({today}, UTC): scores cannot be ahead")
+    return {"PGOPTIONS": as_of_options(as_of.isoformat(), os.environ.get("PGOPTIONS"))}
+
+
 def run_dbt(
-    warehouse: WarehouseConfig, target: Path, *args: str, project: Path | None = None
+    warehouse: WarehouseConfig,
+    target: Path,
+    *args: str,
+    project: Path | None = None,
+    as_of: date | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``dbt <args>`` against ``warehouse`` with artifacts and logs under ``target`` (for the
     benchmark, backtests and the tests; the DAG runs dbt through Cosmos), in the product's
-    project or a backtest's copy of it (``project``). Does not raise on failure."""
+    project or a backtest's copy of it (``project``), scoring as of ``as_of`` (default:
+    today, UTC). Does not raise on failure."""
     project = project or dbt_project_dir()
     command = [
         _tool("dbt"),
@@ -53,7 +80,8 @@ def run_dbt(
         "--log-path",
         str(target / "logs"),
     ]
-    env = child_environment({**NO_TELEMETRY, **profile_environment(warehouse)})
+    extra = as_of_environment(as_of) if as_of else {}
+    env = child_environment({**NO_TELEMETRY, **profile_environment(warehouse), **extra})
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
 
@@ -68,9 +96,8 @@ def build_as_of(
         "build",
         "--exclude-resource-type",
         "unit_test",
-        "--vars",
-        json.dumps({"as_of": as_of.isoformat()}),
         project=project,
+        as_of=as_of,
     )
 
 
