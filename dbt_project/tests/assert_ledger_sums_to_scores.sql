@@ -1,20 +1,28 @@
--- Every score decomposes exactly into its ledger lines: for the as-of date, each lead and
--- model's lines add up to total_score, and by component to the component scores. Returns
--- the scores that do not (and fails).
+-- Every current score decomposes exactly into its ledger lines: for the scores this build
+-- changed, each lead and model's lines add up to total_score, and by component to the
+-- component scores. Returns the scores that do not (and fails).
 
 with
 
 scores as (
 
-    select * from {{ ref('fct_lead_scores') }}
-    where as_of_date = {{ as_of_date() }}
+    select current_scores.*
+    from {{ ref('fct_lead_scores') }} as current_scores
+    inner join {{ ref('int_lead_score_changes') }} as changes
+        on
+            current_scores.lead_id = changes.lead_id
+            and current_scores.scoring_model_id = changes.scoring_model_id
 
 ),
 
 ledger as (
 
-    select * from {{ ref('fct_lead_score_ledger') }}
-    where as_of_date = {{ as_of_date() }}
+    select ledger.*
+    from {{ ref('fct_lead_score_ledger') }} as ledger
+    inner join {{ ref('int_lead_score_changes') }} as changes
+        on
+            ledger.lead_id = changes.lead_id
+            and ledger.scoring_model_id = changes.scoring_model_id
 
 ),
 

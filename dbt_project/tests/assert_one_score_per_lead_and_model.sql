@@ -1,5 +1,6 @@
--- Fan-out guard: for the as-of date, the score rows are exactly leads x scoring models.
--- Returns a row (and fails) when a join duplicated or dropped leads.
+-- Fan-out guard: for the as-of date, the day's scores are exactly leads x scoring models, and
+-- the current scores hold one row per lead and model. Returns a row (and fails) when a join
+-- duplicated or dropped leads.
 
 with
 
@@ -17,9 +18,10 @@ scoring_models as (
 
 scores as (
 
-    select count(*) as score_count
-    from {{ ref('fct_lead_scores') }}
-    where as_of_date = {{ as_of_date() }}
+    select
+        count(*) as score_count,
+        count(distinct (scores.lead_id, scores.scoring_model_id)) as key_count
+    from {{ ref('int_lead_scores__as_of') }} as scores
 
 ),
 
@@ -32,7 +34,9 @@ final as (
     from leads
     cross join scoring_models
     cross join scores
-    where scores.score_count != leads.lead_count * scoring_models.model_count
+    where
+        scores.score_count != leads.lead_count * scoring_models.model_count
+        or scores.key_count != scores.score_count
 
 )
 

@@ -1,12 +1,11 @@
--- Every total lies within its model's clamp: a total outside [score_floor, score_ceiling]
+-- Every total of the as-of date lies within its model's clamp: a total outside [score_floor, score_ceiling]
 -- means a clamp line went missing.
 
 with
 
 scores as (
 
-    select * from {{ ref('fct_lead_scores') }}
-    where as_of_date = {{ as_of_date() }}
+    select * from {{ ref('int_lead_scores__as_of') }}
 
 ),
 

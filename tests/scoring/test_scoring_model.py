@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -128,12 +128,19 @@ def build(warehouse: WarehouseConfig, target: Path, as_of: date) -> None:
 
 def scores(warehouse: WarehouseConfig, as_of: date) -> dict[str, tuple[Any, ...]]:
     with psycopg.connect(warehouse.conninfo()) as conn:
+        # the version current on that date (the columns of fct_lead_scores, then its validity)
         rows = conn.execute(
-            "select * from lead_scoring_marts.fct_lead_scores "
-            "where as_of_date = %s and scoring_model_id = 'default' order by lead_id",
-            (as_of,),
+            "select * from lead_scoring_marts.lead_score_history where dbt_valid_from <= %s "
+            "and (dbt_valid_to is null or dbt_valid_to > %s) and scoring_model_id = 'default' "
+            "order by lead_id",
+            (cutoff(as_of), cutoff(as_of)),
         ).fetchall()
     return {str(row[1]): tuple(row) for row in rows}
+
+
+def cutoff(as_of: date) -> datetime:
+    """The instant a score as of ``as_of`` is valid from (UTC, as the history stores it)."""
+    return datetime.combine(as_of + timedelta(days=1), time())
 
 
 def total(rows: dict[str, tuple[Any, ...]], lead: str) -> int:
@@ -212,7 +219,7 @@ def test_scores_tell_each_leads_story_and_are_reproducible(
     # The unit tests of every rule type pass against this warehouse.
     output = dbt(warehouse, tmp_path, "test", "--select", "test_type:unit", "--vars",
                  json.dumps({"as_of": T.isoformat()}))  # fmt: skip
-    assert "PASS=16" in output.replace(" ", "")
+    assert "PASS=17" in output.replace(" ", "")
 
     # A late event loaded after the builds lands in the incremental rollup exactly once, on
     # its own (past) day, and only that day is recomputed.

@@ -2,17 +2,20 @@
 
 A synthetic portal's raw rows are held back and loaded day by day, the way hourly extractions
 land them. After each day is loaded, the warehouse is built as the DAG builds it (incremental:
-the activity state recomputes only the actors with new rows) and, from the same raw tables, a
-full rebuild into other schemas (every model from scratch). The scores, the ledger lines and
-the lead profile of that as-of date must be the same, every column, on every day: a day with
-new events, a day without (decay only), a day with an attribute change and a rules edit, and a
-day that also brings late events for a day already scored.
+the activity state recomputes only the actors with new rows, and only the scores that changed
+are written) and, from the same raw tables, a full rebuild into other schemas (every model from
+scratch). On every day - a day with new events, a day without (decay only), a day with an
+attribute change and a rules edit, and a day that also brings late events for a day already
+scored - the current scores, the daily summary and the lead profile must be the same, every
+column; the ledger lines of the scores that changed that day too, and every current score's
+lines add up to the same components.
 
-The MQL and SQL dates are the one exception: they carry the first day a lead qualified from
-the scores of earlier days, which a rebuild of one day does not have. They are compared by
-the backfill at the end instead: scoring an early day again, after all the later activity has
-been loaded, replays the actors active since and must give exactly the rows first written
-for that day, MQL dates included.
+Two columns differ by design: a score version's `as_of_date`/`score_id` name the day it was
+first scored (a rebuild starts every version that day), and the MQL/SQL dates carry the first
+day a lead qualified, which a rebuild of one day does not have; they are checked against the
+rebuilds of every day instead. Finally a backfill of day 2, after all later activity has been
+loaded, replays the actors active since: it must compute exactly day 2's scores again and
+leave the versions alone.
 """
 
 from __future__ import annotations
@@ -45,11 +48,21 @@ RAW = {
     "raw_analytics.identifies": "event_timestamp",
     "raw_crm.contact_property_history": "changed_at",
 }
-MARTS = {
-    "fct_lead_scores": ("score_id", ("mql_date", "sql_date")),
-    "fct_lead_score_ledger": ("score_line_id", ()),
-    "dim_leads": ("lead_id", ()),
+# Each mart compared: its key, and the columns left out of the comparison (see above).
+VERSION_DAY = ("score_id", "as_of_date", "scored_at", "mql_date", "sql_date")
+MARTS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "fct_lead_scores": ("lead_id, scoring_model_id", VERSION_DAY, "true"),
+    "fct_lead_score_summary": ("scoring_model_id, segment, band", (), "as_of_date = %(day)s"),
+    "dim_leads": ("lead_id", (), "as_of_date = %(day)s"),
+    # the lines written today: those of the scores that changed
+    "fct_lead_score_ledger": ("score_line_id", ("score_id",), "as_of_date = %(day)s"),
 }
+# Every current score's lines, summed per component: the same whatever day they were written.
+LINE_SUMS = """
+    select lead_id, scoring_model_id, component, sum(points), sum(points_after_caps),
+        sum(decay_points)
+    from {schema}_marts.fct_lead_score_ledger group by 1, 2, 3 order by 1, 2, 3
+"""
 
 
 @pytest.fixture
@@ -133,10 +146,10 @@ def edited_rules(tmp_path: Path) -> Path:
 
 
 def rows(warehouse: WarehouseConfig, schema: str, as_of: date) -> dict[str, list[tuple[Any, ...]]]:
-    """Every column of each mart's rows for ``as_of`` (those MARTS leaves out aside)."""
+    """Every compared column of each mart's rows for ``as_of`` (see MARTS)."""
     found: dict[str, list[tuple[Any, ...]]] = {}
     with psycopg.connect(warehouse.conninfo()) as conn:
-        for mart, (key, skipped) in MARTS.items():
+        for mart, (key, skipped, where) in MARTS.items():
             columns = [
                 name
                 for (name,) in conn.execute(
@@ -149,10 +162,23 @@ def rows(warehouse: WarehouseConfig, schema: str, as_of: date) -> dict[str, list
             assert columns, f"{schema}_marts.{mart} is missing"
             listed = ", ".join(columns)
             found[mart] = conn.execute(
-                f"select {listed} from {schema}_marts.{mart} where as_of_date = %s order by {key}",
-                (as_of,),
+                f"select {listed} from {schema}_marts.{mart} where {where} order by {key}",
+                {"day": as_of},
             ).fetchall()
+        found["line sums"] = conn.execute(LINE_SUMS.format(schema=schema)).fetchall()
+        found["qualified"] = conn.execute(
+            f"select lead_id, scoring_model_id, is_mql, is_sql from {schema}_marts.fct_lead_scores "
+            "order by 1, 2"
+        ).fetchall()
     return found
+
+
+def snapshot(warehouse: WarehouseConfig, tables: list[str]) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        return {
+            table: conn.execute(f"select * from {table} as t order by t").fetchall()
+            for table in tables
+        }
 
 
 def incremental(warehouse: WarehouseConfig, target: Path, as_of: date, project: Path) -> str:
@@ -195,10 +221,49 @@ def rebuilt(
     return rows(warehouse, REFERENCE, as_of)
 
 
-def assert_same(day: str, got: dict[str, list[Any]], expected: dict[str, list[Any]]) -> None:
-    for mart, expected_rows in expected.items():
+def explained(warehouse: WarehouseConfig, as_of: date) -> list[tuple[Any, ...]]:
+    """Every lead's lines as of ``as_of``, recomputed by the explain function."""
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        return conn.execute(
+            "select * from lead_scoring_marts.explain_lead_score(null, %s) order by score_line_id",
+            (as_of,),
+        ).fetchall()
+
+
+def as_lines(ledger: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Ledger rows as the explain function returns lines (without the as-of date, the
+    ruleset version and the scoring time)."""
+    return [(*row[:3], *row[4:-2]) for row in ledger]
+
+
+def changed_today(warehouse: WarehouseConfig) -> set[tuple[str, str]]:
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        return {
+            (str(lead), str(model))
+            for lead, model in conn.execute(
+                "select lead_id, scoring_model_id "
+                "from lead_scoring_intermediate.int_lead_score_changes "
+                "where change_type <> 'dropped'"
+            )
+        }
+
+
+def assert_same(
+    day: str,
+    got: dict[str, list[Any]],
+    expected: dict[str, list[Any]],
+    changed: set[tuple[str, str]],
+) -> None:
+    # the rebuild writes every lead's lines; the incremental build those of today's changes
+    expected = {
+        **expected,
+        "fct_lead_score_ledger": [
+            r for r in expected["fct_lead_score_ledger"] if (r[1], r[2]) in changed
+        ],
+    }
+    for mart in (*MARTS, "line sums"):
+        expected_rows, got_rows = expected[mart], got[mart]
         assert expected_rows, f"{day}: the rebuild wrote no {mart} rows"
-        got_rows = got[mart]
         missing = [r for r in expected_rows if r not in got_rows][:3]
         extra = [r for r in got_rows if r not in expected_rows][:3]
         assert got_rows == expected_rows, (
@@ -226,7 +291,9 @@ def test_incremental_runs_score_exactly_as_a_full_rebuild(
         (4, edited, "an attribute change and a rules edit"),
         (5, edited, "new events and late events of day 4"),
     ]
-    first_written: dict[str, list[Any]] = {}
+    qualified: dict[tuple[str, str], dict[str, date]] = {}
+    lines: dict[int, list[tuple[Any, ...]]] = {}
+    day2: dict[str, list[Any]] = {}
     for number, project, story in steps:
         as_of = day[number]
         if number == 3:
@@ -243,18 +310,34 @@ def test_incremental_runs_score_exactly_as_a_full_rebuild(
         if parsed_before:
             assert "Unable to do partial parsing" not in output, f"day {number} re-parsed"
         got = rows(warehouse, "lead_scoring", as_of)
+        changed = changed_today(warehouse)
+        assert changed, f"day {number}: no score changed"
         expected = rebuilt(warehouse, tmp_path / f"ref{number}", as_of, project)
-        assert_same(f"day {number} ({story}, {loaded} rows loaded)", got, expected)
+        assert_same(f"day {number} ({story}, {loaded} rows loaded)", got, expected, changed)
+        # every lead's lines of the day, recomputed on demand, are the rebuild's ledger
+        lines[number] = as_lines(expected["fct_lead_score_ledger"])
+        assert explained(warehouse, as_of) == lines[number], f"day {number}: explain differs"
+        if number == 3:  # before the rules edit: the lines of earlier days, recomputed later
+            for earlier in (1, 2):
+                assert explained(warehouse, day[earlier]) == lines[earlier], f"day {earlier}"
+        for lead, model, is_mql, is_sql in expected["qualified"]:
+            first = qualified.setdefault((lead, model), {})
+            for flag, on in (("mql", is_mql), ("sql", is_sql)):
+                if on:
+                    first.setdefault(flag, as_of)
         if number == 2:
-            with psycopg.connect(warehouse.conninfo()) as conn:
-                first_written = {
-                    mart: conn.execute(
-                        f"select * from lead_scoring_marts.{mart} where as_of_date = %s "
-                        f"order by {key}",
-                        (as_of,),
-                    ).fetchall()
-                    for mart, (key, _) in MARTS.items()
-                }
+            day2 = snapshot(warehouse, ["lead_scoring_intermediate.int_lead_scores__as_of"])
+
+    # The MQL/SQL dates are the first of the days scored on which the rebuild had the flag.
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        dates = conn.execute(
+            "select lead_id, scoring_model_id, mql_date, sql_date "
+            "from lead_scoring_marts.fct_lead_scores"
+        ).fetchall()
+    assert any(mql for _, _, mql, _ in dates)
+    assert {(lead, model): (mql, sql) for lead, model, mql, sql in dates} == {
+        key: (first.get("mql"), first.get("sql")) for key, first in qualified.items()
+    }
 
     # The state holds each actor once, however many days were scored.
     with psycopg.connect(warehouse.conninfo()) as conn:
@@ -267,20 +350,23 @@ def test_incremental_runs_score_exactly_as_a_full_rebuild(
     assert counted[0] == counted[1] > 0
 
     # A backfill of day 2 after everything else was loaded: the actors active since are
-    # replayed from the rollup, and the rows are those first written for day 2.
+    # replayed from the rollup and day 2's scores come out exactly as first computed; the
+    # versions, the current scores and the ledger stay as they are.
+    kept = [f"lead_scoring_marts.{mart}" for mart in (
+        "lead_score_history", "fct_lead_scores", "fct_lead_score_ledger", "fct_lead_score_summary"
+    )]  # fmt: skip
+    before = snapshot(warehouse, kept)
     incremental(warehouse, tmp_path / "backfill", day[2], original)
+    again = snapshot(warehouse, ["lead_scoring_intermediate.int_lead_scores__as_of", *kept])
     with psycopg.connect(warehouse.conninfo()) as conn:
-        again = {
-            mart: conn.execute(
-                f"select * from lead_scoring_marts.{mart} where as_of_date = %s order by {key}",
-                (day[2],),
-            ).fetchall()
-            for mart, (key, _) in MARTS.items()
-        }
         replayed = conn.execute(
             "select count(*) filter (where is_replayed), count(*) "
             "from lead_scoring_intermediate.int_lead_actors__as_of"
         ).fetchone()
     assert replayed is not None
     assert replayed[0] > 0, "the backfill replayed no actor"
-    assert_same("the backfill of day 2", again, first_written)
+    for table, kept_rows in {**day2, **before}.items():
+        missing = [r for r in kept_rows if r not in again[table]][:3]
+        extra = [r for r in again[table] if r not in kept_rows][:3]
+        assert again[table] == kept_rows, f"backfill changed {table}: lost {missing}, added {extra}"
+    assert not changed_today(warehouse)

@@ -34,7 +34,6 @@ cohort_leads as (
     from scores
     inner join leads
         on scores.lead_id = leads.lead_id
-    where scores.as_of_date = {{ as_of_date() }}
 
 ),
 

@@ -2,20 +2,20 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key='as_of_date',
+        unique_key=['lead_id', 'scoring_model_id'],
         on_schema_change='fail',
         full_refresh=(none if var('rebuild_score_history', false) else false),
+        pre_hook=["{{ delete_changed_scores() }}"],
     )
 }}
--- A --full-refresh run leaves this table's past days alone (var rebuild_score_history: true
--- rebuilds it, for an upgrade that changes its columns).
--- The score ledger: one line per rule application behind each score in fct_lead_scores -
--- an attribute rule that matched, an activity rule's cap window, a bonus, a decay, and the
--- group-cap, decay-floor and clamp adjustments. For every lead, model and as-of date,
--- sum(points) = total_score, and points = points_after_caps + decay_points on every line.
--- Re-running an as-of date replaces that date's lines. The primary key (as-of date, lead,
--- line) is also the index that finds a lead's lines; lines are written in its order, so a
--- day's millions of lines extend the index instead of splitting pages all over it.
+-- depends_on: {{ ref('int_lead_score_changes') }}
+-- The score ledger: the lines behind each current score in fct_lead_scores, one per rule
+-- application - an attribute rule that matched, an activity rule's cap window, a bonus, a
+-- decay, and the group-cap, decay-floor and clamp adjustments. For every lead and model,
+-- sum(points) = total_score, and points = points_after_caps + decay_points on every line. A
+-- build rewrites the lines of the scores it changes (as of its date, `as_of_date`); the lines
+-- of any past date are recomputed on demand (`lead-scoring explain`, macro explain_lead_score).
+-- A --full-refresh run leaves it alone (var rebuild_score_history: true rebuilds it).
 
 with
 
@@ -31,13 +31,28 @@ scoring_models as (
 
 ),
 
+current_scores as (
+
+    select * from {{ ref('fct_lead_scores') }}
+
+),
+
+{% if is_incremental() %}
+
+changes as (
+
+    select * from {{ ref('int_lead_score_changes') }}
+    where change_type <> 'dropped'
+
+),
+
+{% endif %}
+
 final as (
 
     select
         cast(lines.score_line_id as text) as score_line_id,
-        md5(
-            lines.lead_id || '|' || lines.scoring_model_id || '|' || {{ as_of_date() }}
-        ) as score_id,
+        current_scores.score_id,
         cast(lines.lead_id as text) as lead_id,
         cast(lines.scoring_model_id as text) as scoring_model_id,
         {{ as_of_date() }} as as_of_date,
@@ -62,6 +77,16 @@ final as (
     from lines
     inner join scoring_models
         on lines.scoring_model_id = scoring_models.scoring_model_id
+    inner join current_scores
+        on
+            lines.lead_id = current_scores.lead_id
+            and lines.scoring_model_id = current_scores.scoring_model_id
+    {% if is_incremental() %}
+        inner join changes
+            on
+                lines.lead_id = changes.lead_id
+                and lines.scoring_model_id = changes.scoring_model_id
+    {% endif %}
     order by lines.lead_id asc, lines.score_line_id asc
 
 )

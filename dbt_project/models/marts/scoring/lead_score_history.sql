@@ -1,12 +1,13 @@
 {#-
-    The rows a build of the as-of date replaces, per lead and model in the batch: the version
-    that was current at the cutoff (it is written again, closed or still open) and any version
-    from an earlier build of the same date. Closed versions before the cutoff are never touched.
+    The rows a build of the as-of date replaces, per lead and model it changes: the version that
+    was current at the cutoff (it is written again, closed or still open) and any version from
+    an earlier build of the same date. Closed versions before the cutoff are never touched.
 -#}
 {%- set replaced -%}
     (DBT_INTERNAL_DEST.dbt_valid_to is null
     or DBT_INTERNAL_DEST.dbt_valid_to >= {{ history_cutoff() }})
 {%- endset -%}
+{%- set legacy = built_relation('fct_lead_scores') if not is_incremental() else none -%}
 {{
     config(
         materialized='incremental',
@@ -16,47 +17,49 @@
         on_schema_change='fail',
         full_refresh=(none if var('rebuild_score_history', false) else false),
         indexes=[{'columns': ['lead_id', 'scoring_model_id', 'dbt_valid_from']}],
+        post_hook=[
+            "delete from {{ this }} as history using {{ ref('int_lead_score_changes') }} as changes
+            where changes.change_type = 'dropped' and history.lead_id = changes.lead_id
+            and history.scoring_model_id = changes.scoring_model_id
+            and history.dbt_valid_from >= {{ history_cutoff() }}",
+        ],
     )
 }}
--- Type-2 history of each lead's score per scoring model: a version opens when the score,
--- band, fit grade, MQL/SQL flags or ruleset version change, valid from the as-of cutoff.
--- A version is keyed by lead, model and the cutoff it starts at, so however many times a day
--- is built (hourly runs, a rerun after a rules edit), the day has at most one version per
--- lead: each build of the newest as-of date replaces what an earlier build of that date
--- wrote, and compares with the version that was current before it. Building an older date
--- (a backfill) leaves the history alone: it would open a version before the current one.
--- A first build (or rebuild_score_history) derives the history from every scored day.
+-- depends_on: {{ ref('int_lead_score_changes') }}
+-- Every version of each lead's score per scoring model: a version opens when anything the
+-- score shows changes (components, total, band, fit grade, MQL/SQL flags, reasons, segment,
+-- ruleset version; see score_hash()), valid from the as-of cutoff, and closes when the next
+-- one opens or the lead is no longer scored. It is the scores' only history: the score of any
+-- past date D is the version with dbt_valid_from <= D + 1 < coalesce(dbt_valid_to, infinity)
+-- (macro lead_scores_as_of). A build writes only the leads int_lead_score_changes lists; however
+-- many times a day is built, the day has at most one version per lead (each build of the
+-- newest date replaces what an earlier build of that date wrote). Building an older date (a
+-- backfill) leaves it alone. A first build (or rebuild_score_history) starts from the current
+-- scores table when there is one (the daily score rows of earlier releases included), else
+-- from the day's scores.
 
 with
 
-scores as (
-
-    select * from {{ ref('fct_lead_scores') }}
-
-),
-
 {% if is_incremental() %}
 
-newest_day as (
+changes as (
 
-    select max(scores.as_of_date) as as_of_date from scores
-
-),
-
-todays_scores as (
-
-    select scores.*
-    from scores
-    inner join newest_day on scores.as_of_date = newest_day.as_of_date
-    where scores.as_of_date = {{ as_of_date() }}
+    select * from {{ ref('int_lead_score_changes') }}
 
 ),
 
 earlier_versions as (
 
     -- the version current just before the cutoff (at most one per lead and model)
-    select history.*
+    select
+        {{ score_version_select('history') }},
+        history.dbt_valid_from,
+        changes.change_type
     from {{ this }} as history
+    inner join changes
+        on
+            history.lead_id = changes.lead_id
+            and history.scoring_model_id = changes.scoring_model_id
     where
         history.dbt_valid_from < {{ history_cutoff() }}
         and (
@@ -66,140 +69,156 @@ earlier_versions as (
 
 ),
 
-compared as (
-
-    select
-        todays_scores.*,
-        earlier_versions.dbt_valid_from as earlier_valid_from,
-        earlier_versions.lead_id is null
-        or (
-            todays_scores.total_score,
-            todays_scores.band,
-            todays_scores.fit_grade,
-            todays_scores.is_mql,
-            todays_scores.is_sql,
-            todays_scores.ruleset_version
-        ) is distinct from (
-            earlier_versions.total_score,
-            earlier_versions.band,
-            earlier_versions.fit_grade,
-            earlier_versions.is_mql,
-            earlier_versions.is_sql,
-            earlier_versions.ruleset_version
-        ) as is_changed
-    from todays_scores
-    left join earlier_versions
-        on
-            todays_scores.lead_id = earlier_versions.lead_id
-            and todays_scores.scoring_model_id = earlier_versions.scoring_model_id
-
-),
-
 versions as (
 
-    -- the earlier version again: closed at the cutoff if the score changed, else still open
+    -- the earlier version again: closed at the cutoff, or open again when it is restored
     select
-        earlier_versions.lead_id,
-        earlier_versions.scoring_model_id,
-        earlier_versions.as_of_date,
-        earlier_versions.total_score,
-        earlier_versions.band,
-        earlier_versions.fit_grade,
-        earlier_versions.is_mql,
-        earlier_versions.is_sql,
-        earlier_versions.top_reasons,
-        earlier_versions.ruleset_version,
-        earlier_versions.scored_at,
+        {{ score_version_select('earlier_versions') }},
         earlier_versions.dbt_valid_from,
-        case when compared.is_changed then {{ history_cutoff() }} end as dbt_valid_to
+        case
+            when earlier_versions.change_type <> 'restored' then {{ history_cutoff() }}
+        end as dbt_valid_to
     from earlier_versions
-    inner join compared
-        on
-            earlier_versions.lead_id = compared.lead_id
-            and earlier_versions.scoring_model_id = compared.scoring_model_id
 
     union all
 
-    -- the new version, from today's score
+    -- the new version
     select
-        compared.lead_id,
-        compared.scoring_model_id,
-        compared.as_of_date,
-        compared.total_score,
-        compared.band,
-        compared.fit_grade,
-        compared.is_mql,
-        compared.is_sql,
-        compared.top_reasons,
-        compared.ruleset_version,
-        compared.scored_at,
-        cast(compared.scored_at at time zone 'utc' as timestamp) as dbt_valid_from,
+        {{ score_version_select('changes') }},
+        {{ history_cutoff() }} as dbt_valid_from,
         cast(null as timestamp) as dbt_valid_to
-    from compared
-    where compared.is_changed
+    from changes
+    where changes.change_type = 'new_version'
 
 ),
 
 {% else %}
 
+    scores as (
+
+        select * from {{ ref('int_lead_scores__as_of') }}
+
+    ),
+
+    {% if legacy is not none %}
+
+        legacy_rows as (
+
+            select
+                {%- for column in score_version_columns() if column != 'score_hash' %}
+                    legacy.{{ column }},
+                {%- endfor %}
+                {{ score_hash('legacy') }} as score_hash
+            from {{ legacy }} as legacy
+            where legacy.as_of_date < {{ as_of_date() }}
+
+        ),
+
+    {% else %}
+
+        legacy_rows as (
+
+            select
+                {%- for column in score_version_columns() if column not in ('mql_date', 'sql_date') %}
+                    scores.{{ column }},
+                {%- endfor %}
+                cast(null as date) as mql_date,
+                cast(null as date) as sql_date
+            from scores
+            where false
+
+        ),
+
+    {% endif %}
+
+    latest_legacy as (
+
+        select distinct on (legacy_rows.lead_id, legacy_rows.scoring_model_id)
+            legacy_rows.lead_id,
+            legacy_rows.scoring_model_id,
+            legacy_rows.mql_date,
+            legacy_rows.sql_date
+        from legacy_rows
+        order by
+            legacy_rows.lead_id asc,
+            legacy_rows.scoring_model_id asc,
+            legacy_rows.as_of_date desc
+
+    ),
+
+    daily as (
+
+        select {{ score_version_select('legacy_rows') }}
+        from legacy_rows
+
+        union all
+
+        select
+            {%- for column in score_version_columns() %}
+                {%- if column == 'mql_date' %}
+                    coalesce(
+                        latest_legacy.mql_date,
+                        case when scores.is_mql then scores.as_of_date end
+                    ) as mql_date,
+                {%- elif column == 'sql_date' %}
+                    coalesce(
+                        latest_legacy.sql_date,
+                        case when scores.is_sql then scores.as_of_date end
+                    ) as sql_date,
+                {%- else %}
+                    scores.{{ column }}{{ "," if not loop.last }}
+                {%- endif %}
+            {%- endfor %}
+        from scores
+        left join latest_legacy
+            on
+                scores.lead_id = latest_legacy.lead_id
+                and scores.scoring_model_id = latest_legacy.scoring_model_id
+
+    ),
+
     ordered as (
 
         select
-            scores.*,
-            lag(
-                (
-                    scores.total_score,
-                    scores.band,
-                    scores.fit_grade,
-                    scores.is_mql,
-                    scores.is_sql,
-                    scores.ruleset_version
-                )
-            ) over (
-                partition by scores.lead_id, scores.scoring_model_id
-                order by scores.as_of_date
-            ) as previous_values,
-            (
-                scores.total_score,
-                scores.band,
-                scores.fit_grade,
-                scores.is_mql,
-                scores.is_sql,
-                scores.ruleset_version
-            ) as current_values
-        from scores
+            daily.*,
+            lag(daily.score_hash) over (
+                partition by daily.lead_id, daily.scoring_model_id
+                order by daily.as_of_date
+            ) as previous_hash,
+            max(daily.as_of_date) over (
+                partition by daily.lead_id, daily.scoring_model_id
+            ) as last_date,
+            max(daily.as_of_date) over () as newest_date
+        from daily
 
     ),
 
     starts as (
 
         select
-            ordered.lead_id,
-            ordered.scoring_model_id,
-            ordered.as_of_date,
-            ordered.total_score,
-            ordered.band,
-            ordered.fit_grade,
-            ordered.is_mql,
-            ordered.is_sql,
-            ordered.top_reasons,
-            ordered.ruleset_version,
-            ordered.scored_at,
-            cast(ordered.scored_at at time zone 'utc' as timestamp) as dbt_valid_from
+            ordered.*,
+            cast(ordered.as_of_date + 1 as timestamp) as dbt_valid_from
         from ordered
-        where
-            ordered.previous_values is null
-            or ordered.previous_values is distinct from ordered.current_values
+        where ordered.previous_hash is distinct from ordered.score_hash
 
     ),
 
     versions as (
 
         select
-            starts.*,
-            lead(starts.dbt_valid_from) over (
-                partition by starts.lead_id, starts.scoring_model_id
-                order by starts.dbt_valid_from
+            {{ score_version_select('starts') }},
+            starts.dbt_valid_from,
+            coalesce(
+                lead(starts.dbt_valid_from) over (
+                    partition by starts.lead_id, starts.scoring_model_id
+                    order by starts.dbt_valid_from
+                ),
+                -- a lead the daily rows stop scoring before their newest date: closed the
+                -- day after its last score
+                case
+                    when starts.last_date < starts.newest_date
+                        then cast(starts.last_date + 2 as timestamp)
+                end
             ) as dbt_valid_to
         from starts
 
@@ -210,21 +229,7 @@ versions as (
 final as (
 
     select
-        md5(
-            versions.lead_id || '|' || versions.scoring_model_id || '|'
-            || cast(versions.dbt_valid_from as text)
-        ) as dbt_scd_id,
-        versions.lead_id,
-        versions.scoring_model_id,
-        versions.as_of_date,
-        versions.total_score,
-        versions.band,
-        versions.fit_grade,
-        versions.is_mql,
-        versions.is_sql,
-        versions.top_reasons,
-        versions.ruleset_version,
-        versions.scored_at,
+        {{ score_version_select('versions') }},
         versions.dbt_valid_from,
         versions.dbt_valid_to
     from versions
