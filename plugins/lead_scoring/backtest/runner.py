@@ -192,7 +192,7 @@ def run_backtest(
     timings: dict[str, Any] = {}
     for ruleset in options.rulesets:
         timings[ruleset.name] = score_cutoffs(warehouse, ruleset, cutoffs, progress=say)
-        scores[ruleset.name] = read_scores(warehouse, ruleset)
+        scores[ruleset.name] = read_scores(warehouse, ruleset, cutoffs)
         frames[ruleset.name], evaluated[ruleset.name] = _evaluate(
             ruleset.name, scores[ruleset.name], outcomes, options, test, cadence_days
         )
@@ -222,7 +222,7 @@ def run_backtest(
     if options.learn and options.score_learned and learned_folder is not None:
         learned = Ruleset(f"{baseline.name}_learned"[:31], learned_folder)
         timings[learned.name] = score_cutoffs(warehouse, learned, cutoffs, progress=say)
-        scores[learned.name] = read_scores(warehouse, learned)
+        scores[learned.name] = read_scores(warehouse, learned, cutoffs)
         frames[learned.name], evaluated[learned.name] = _evaluate(
             learned.name, scores[learned.name], outcomes, options, test, cadence_days
         )

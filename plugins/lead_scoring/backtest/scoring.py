@@ -38,10 +38,10 @@ from lead_scoring.warehouse import connect
 log = logging.getLogger(__name__)
 
 PROJECT_PARTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
-SCORE_MODELS = "+fct_lead_scores +fct_lead_score_ledger"
+SCORE_MODELS = "+fct_lead_scores +backtest_rule_units"
+# The backtest's own model (every cutoff's rule points), added to each workspace's project.
+RULE_UNITS_MODEL = Path(__file__).with_name("backtest_rule_units.sql")
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
-# Ledger lines that are rules of the ruleset (not caps, clamps or floors derived from them).
-RULE_TYPES = ("demographic", "behavioral", "bonus", "decay")
 
 
 class BacktestError(RuntimeError):
@@ -113,6 +113,8 @@ def prepare_workspace(ruleset: Ruleset, root: Path) -> Path:
             shutil.copytree(origin, project / part)
         else:
             shutil.copy2(origin, project / part)
+    (project / "models" / "backtest").mkdir()
+    shutil.copy2(RULE_UNITS_MODEL, project / "models" / "backtest" / RULE_UNITS_MODEL.name)
     seeds = project / "seeds"
     seeds.mkdir()
     for doc in (source / "seeds").glob("*.[ym]*"):
@@ -216,25 +218,32 @@ def score_cutoffs(
     return {"seconds": time.monotonic() - started, "cutoff_seconds": timings}
 
 
-def read_scores(warehouse: WarehouseConfig, ruleset: Ruleset) -> pd.DataFrame:
-    """Every score of the ruleset's backtest: one row per as-of date x lead x model."""
+def read_scores(
+    warehouse: WarehouseConfig, ruleset: Ruleset, cutoffs: Sequence[date]
+) -> pd.DataFrame:
+    """Every score of the ruleset's backtest: one row per cutoff x lead x model, the score
+    version that was current at each cutoff (how BI reads any past date)."""
     query = sql.SQL(
-        "select as_of_date, lead_id, scoring_model_id, segment, total_score, band, fit_grade, "
-        "is_mql, mql_date, is_sql, ruleset_version from {}.fct_lead_scores"
+        "select cutoffs.as_of_date, history.lead_id, history.scoring_model_id, "
+        "history.segment, history.total_score, history.band, history.fit_grade, "
+        "history.is_mql, history.mql_date, history.is_sql, history.ruleset_version "
+        "from unnest(%s::date[]) as cutoffs (as_of_date) "
+        "inner join {}.lead_score_history as history "
+        "on history.dbt_valid_from <= (cutoffs.as_of_date + 1)::timestamp "
+        "and (history.dbt_valid_to is null "
+        "or history.dbt_valid_to > (cutoffs.as_of_date + 1)::timestamp)"
     ).format(sql.Identifier(f"{ruleset.schema}_marts"))
-    return _frame(warehouse, query)
+    return _frame(warehouse, query, (list(cutoffs),))
 
 
 def read_rule_units(warehouse: WarehouseConfig, ruleset: Ruleset) -> pd.DataFrame:
     """Per as-of date, lead, model and rule: the points the rule gave and its *units* (how
     many times it counted). These are the features a learned ruleset is fitted on."""
     query = sql.SQL(
-        "select as_of_date, lead_id, scoring_model_id, rule_id, rule_type, "
-        "sum(points)::float as points "
-        "from {}.fct_lead_score_ledger where rule_type = any(%s) "
-        "group by 1, 2, 3, 4, 5"
-    ).format(sql.Identifier(f"{ruleset.schema}_marts"))
-    lines = _frame(warehouse, query, (list(RULE_TYPES),))
+        "select as_of_date, lead_id, scoring_model_id, rule_id, rule_type, points "
+        "from {}.backtest_rule_units"
+    ).format(sql.Identifier(ruleset.schema))
+    lines = _frame(warehouse, query)
     points = ruleset.rule_points()[["scoring_model_id", "rule_id", "points"]].rename(
         columns={"points": "rule_points"}
     )
