@@ -64,16 +64,38 @@ def load(warehouse: WarehouseConfig, rows: list[tuple[object, ...]], as_of: date
                 segment text, is_sql boolean);
             create table if not exists lead_scoring_marts.fct_lead_score_ledger (
                 score_id text, as_of_date date, points numeric);
+            create table if not exists lead_scoring_marts.lead_score_history as
+                select *, null::timestamp as dbt_valid_from, null::timestamp as dbt_valid_to
+                from lead_scoring_marts.fct_lead_scores where false;
+            create table if not exists lead_scoring_marts.fct_lead_score_summary (
+                as_of_date date);
             """
         )
+        newest = conn.execute(
+            "select max(dbt_valid_from)::date - 1 from lead_scoring_marts.lead_score_history"
+        ).fetchone()
         with conn.cursor() as cursor:
             scored = [(f"{row[0]}|{row[1]}|{as_of}", *row, as_of) for row in rows]
+            # the day's versions, each valid for that day only, and the day in the summary
             cursor.executemany(
-                "insert into lead_scoring_marts.fct_lead_scores "
-                f"(score_id, {', '.join(FIELDS)}, as_of_date) "
-                f"values ({', '.join(['%s'] * (len(FIELDS) + 2))})",
-                scored,
+                "insert into lead_scoring_marts.lead_score_history "
+                f"(score_id, {', '.join(FIELDS)}, as_of_date, dbt_valid_from, dbt_valid_to) "
+                f"values ({', '.join(['%s'] * (len(FIELDS) + 2))}, "
+                "(%s::date + 1)::timestamp, (%s::date + 2)::timestamp)",
+                [(*r, as_of, as_of) for r in scored],
             )
+            cursor.execute(
+                "insert into lead_scoring_marts.fct_lead_score_summary values (%s)", (as_of,)
+            )
+            if newest is None or newest[0] is None or as_of >= newest[0]:
+                # the newest day's scores are the current ones
+                cursor.execute("truncate lead_scoring_marts.fct_lead_scores")
+                cursor.executemany(
+                    "insert into lead_scoring_marts.fct_lead_scores "
+                    f"(score_id, {', '.join(FIELDS)}, as_of_date) "
+                    f"values ({', '.join(['%s'] * (len(FIELDS) + 2))})",
+                    scored,
+                )
             # Each score's ledger: the total in two lines (fit, then engagement).
             cursor.executemany(
                 "insert into lead_scoring_marts.fct_lead_score_ledger values (%s, %s, %s)",

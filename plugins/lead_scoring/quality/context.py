@@ -220,17 +220,20 @@ def score_expectations() -> list[Any]:
         ),
         _named(
             e.UnexpectedRowsExpectation(
-                description="Each score is the exact sum of its ledger lines.",
+                description=(
+                    "Each current score is the exact sum of its ledger lines (the ledger holds "
+                    "the current lines; those of a replaced version are recomputed on demand)."
+                ),
                 unexpected_rows_query=(
                     "select scores.lead_id, scores.scoring_model_id, scores.total_score, "
                     "lines.points as ledger_points "
                     "from {batch} as scores "
                     "left join (select ledger.score_id, sum(ledger.points) as points "
                     f"from {MARTS}.fct_lead_score_ledger as ledger "
-                    "where ledger.as_of_date = (select max(as_of_date) from {batch}) "
                     "group by ledger.score_id) as lines "
                     "on scores.score_id = lines.score_id "
-                    "where coalesce(lines.points, 0) <> scores.total_score"
+                    "where coalesce(lines.points, 0) <> scores.total_score "
+                    f"and scores.score_id in (select score_id from {MARTS}.fct_lead_scores)"
                 ),
             ),
             "scores.ledger_sums_to_total",

@@ -208,9 +208,12 @@ def create_score_views(
     scores of the ``baseline`` day; without one, with what the sync ledger says ``ledger_crm``
     was last sent; without either (a first run) it is empty."""
     if baseline is not None:
+        # the versions that were current on the baseline day
         baseline_scores = sql.SQL(
             "select lead_id, scoring_model_id, band, is_mql "
-            "from {marts}.fct_lead_scores where as_of_date = {baseline}::date"
+            "from {marts}.lead_score_history "
+            "where dbt_valid_from <= ({baseline}::date + 1)::timestamp "
+            "and (dbt_valid_to is null or dbt_valid_to > ({baseline}::date + 1)::timestamp)"
         )
     elif ledger_crm is not None:
         # band and MQL flag as the CRM holds them: <prefix>_band, <prefix>_mql
@@ -237,12 +240,18 @@ def create_score_views(
         "has_baseline": sql.SQL("true" if baseline or ledger_crm else "false"),
     }
     names["baseline_scores"] = baseline_scores.format(**names)
-    scores = sql.SQL("select * from {marts}.fct_lead_scores where as_of_date = {as_of}::date")
+    # The scores as of the date: the versions current then (after the build of the newest
+    # date, the current scores), and none when no build scored that date.
+    scores = sql.SQL(
+        "select * from {marts}.lead_score_history "
+        "where dbt_valid_from <= ({as_of}::date + 1)::timestamp "
+        "and (dbt_valid_to is null or dbt_valid_to > ({as_of}::date + 1)::timestamp) "
+        "and exists (select from {marts}.fct_lead_score_summary where as_of_date = {as_of}::date)"
+    )
     drift = sql.SQL(
         """
         with current_scores as (
-            select lead_id, scoring_model_id, band, is_mql
-            from {marts}.fct_lead_scores where as_of_date = {as_of}::date
+            select lead_id, scoring_model_id, band, is_mql from ({scores}) as scores
         ),
         baseline_scores as (
             {baseline_scores}
@@ -293,6 +302,7 @@ def create_score_views(
         where {has_baseline}
         """
     )
+    names["scores"] = scores.format(**names)
     _replace_views(conn, {"scores": scores, "score_drift": drift}, names)
 
 
