@@ -121,11 +121,9 @@ def test_an_older_as_of_date_never_moves_the_crm_back_in_time(
     setup_scores(warehouse, {str(i): (80, "hot") for i in range(1, 21)})
     with HubSpotClient(sandbox.url, sandbox.token) as client:
         sync_scores(warehouse, client, AS_OF)
-        with psycopg.connect(warehouse.conninfo()) as conn:  # the same leads, a day earlier
+        with psycopg.connect(warehouse.conninfo()) as conn:  # the scores change since
             conn.execute(
-                "insert into lead_scoring_marts.fct_lead_scores (lead_id, scoring_model_id, "
-                "as_of_date, total_score, band) select lead_id, scoring_model_id, "
-                "as_of_date - 1, 10, 'cold' from lead_scoring_marts.fct_lead_scores"
+                "update lead_scoring_marts.fct_lead_scores set total_score = 10, band = 'cold'"
             )
         before = crm_writes(sandbox)
         older = sync_scores(warehouse, client, date(2026, 5, 31))
@@ -135,13 +133,36 @@ def test_an_older_as_of_date_never_moves_the_crm_back_in_time(
         assert crm_writes(sandbox) == before
         assert {v["dw_lead_band"] for v in crm_values(sandbox, ["1", "2"]).values()} == {"hot"}
         dry = sync_scores(warehouse, client, date(2026, 5, 31), dry_run=True)
-        assert dry.skipped is None  # a dry run may still show what that date would change
+        assert dry.skipped is None  # a dry run may still show what the scores would change
         assert dry.changed == 20
     with psycopg.connect(warehouse.conninfo()) as conn:
         statuses = conn.execute(
             "select status from lead_scoring_ops.crm_sync_runs order by started_at"
         ).fetchall()
     assert statuses == [("succeeded",), ("skipped",), ("succeeded",)]
+
+
+def test_a_backfill_never_sends_the_newer_current_scores_as_its_own(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    """The current scores are those of the newest date built; a backfill of an older date
+    leaves them as they are, so its sync has nothing of its own date to send."""
+    seed_contacts(sandbox, 5)
+    setup_scores(warehouse, {str(i): (80, "hot") for i in range(1, 6)})
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        conn.execute(
+            "create table lead_scoring_marts.fct_lead_score_summary as "
+            "select %s::date as as_of_date",
+            (AS_OF,),
+        )
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        older = sync_scores(warehouse, client, date(2026, 5, 31))
+        assert older.skipped is not None
+        assert "current scores are as of 2026-06-01" in older.skipped
+        assert (older.changed, older.sent, older.requests) == (0, 0, 0)
+        assert crm_writes(sandbox) == (0, 0)
+        newest = sync_scores(warehouse, client, AS_OF)
+    assert (newest.skipped, newest.sent) == (None, 5)
 
 
 def test_contact_missing_in_crm_is_recorded_and_not_retried(

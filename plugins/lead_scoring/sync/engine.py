@@ -359,9 +359,9 @@ def payload_hash(payload: dict[str, str]) -> str:
 
 
 def _changes(
-    conn: psycopg.Connection[Any], as_of: date, crm: str, *, previous: bool = False
+    conn: psycopg.Connection[Any], crm: str, *, previous: bool = False
 ) -> Iterator[Change | None]:
-    """Every score of the as-of date: the change to send, or None when the CRM already has it.
+    """Every current score: the change to send, or None when the CRM already has it.
     ``previous``: with the payload the CRM last accepted (for a dry run's report; parsing it
     costs about as much as the rest of the row)."""
     query = f"""
@@ -391,12 +391,11 @@ def _changes(
                 ledger.crm = %s
                 and scores.lead_id = ledger.lead_id
                 and scores.scoring_model_id = ledger.scoring_model_id
-        where scores.as_of_date = %s
         order by scores.lead_id, scores.scoring_model_id
     """
     with conn.cursor(name="sync_scores") as cursor:
         cursor.itersize = 5000
-        cursor.execute(query, (crm, as_of))
+        cursor.execute(query, (crm,))
         names = [column.name for column in cursor.description or []]
         for values in cursor:
             row = dict(zip(names, values, strict=True))
@@ -527,11 +526,13 @@ def run_sync(
             (result.sync_run_id, target.name, dag_run_id, as_of, dry_run),
         )
         newer = None if dry_run else _newest_synced(control, target.name, as_of)
-        if newer:
+        scored = None if dry_run else _scores_current_as_of(control, as_of)
+        if newer or scored:
             result.skipped = (
-                f"the CRM holds scores as of {newer}, later than {as_of}: a backfill or a "
-                "re-run of a past date never moves the CRM back in time"
-            )
+                f"the CRM holds scores as of {newer}, later than {as_of}"
+                if newer
+                else f"the current scores are as of {scored}, later than {as_of}"
+            ) + ": a backfill or a re-run of a past date never moves the CRM back in time"
             measure()
             _record_run(control, result, None)
             log.warning("%s", result.summary())
@@ -550,16 +551,14 @@ def run_sync(
                     )
                 ]
                 changed_leads, last_lead = 0, None
-                for change in _changes(reader, as_of, target.name):  # ordered by lead
+                for change in _changes(reader, target.name):  # ordered by lead
                     result.scores_considered += 1
                     if change is not None:
                         result.changed += 1
                         changed_leads += change.lead_id != last_lead
                         last_lead = change.lead_id
                 changes = (
-                    c
-                    for c in _changes(reader, as_of, target.name, previous=dry_run)
-                    if c is not None
+                    c for c in _changes(reader, target.name, previous=dry_run) if c is not None
                 )
                 first_sync = not reader.execute(
                     f"select exists (select 1 from {OPS}.crm_sync_ledger where crm = %s)",
@@ -631,6 +630,19 @@ def _newest_synced(conn: psycopg.Connection[Any], crm: str, as_of: date) -> date
         "where crm = %s and status = 'succeeded' and not dry_run",
         (crm,),
     ).fetchone()
+    newest = row[0] if row else None
+    return newest if newest is not None and newest > as_of else None
+
+
+def _scores_current_as_of(conn: psycopg.Connection[Any], as_of: date) -> date | None:
+    """The date the current scores are as of (the newest of the daily summary), if it is later
+    than ``as_of``: a backfill of an older date leaves the current scores as they are."""
+    row = conn.execute(
+        f"select to_regclass('{MARTS}.fct_lead_score_summary') is not null"
+    ).fetchone()
+    if not (row and row[0]):
+        return None
+    row = conn.execute(f"select max(as_of_date) from {MARTS}.fct_lead_score_summary").fetchone()
     newest = row[0] if row else None
     return newest if newest is not None and newest > as_of else None
 
