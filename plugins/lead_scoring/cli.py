@@ -7,6 +7,7 @@
     lead-scoring dbt-parse            write dbt_project/target/manifest.json for Cosmos
     lead-scoring dbt-lint [--fix]     sqlfluff on the dbt models
     lead-scoring dbt-docs             dbt's docs site as one HTML file
+    lead-scoring explain --lead ID    the ledger lines behind a lead's score, on any date
     lead-scoring quality-init         rewrite the Great Expectations file context
     lead-scoring grant-bi-reader      the read-only role BI tools connect as
 
@@ -21,10 +22,15 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lead_scoring import __version__
+
+if TYPE_CHECKING:
+    from lead_scoring.config import WarehouseConfig
 
 log = logging.getLogger("lead_scoring")
 
@@ -114,6 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="dbt docs generate --static against the warehouse AIRFLOW_CONN_WAREHOUSE "
         "names, or, without it, the demo's embedded warehouse (started and stopped here).",
     )
+
+    explain = commands.add_parser(
+        "explain",
+        help="the ledger lines behind a lead's score on any date",
+        description="Recompute the ledger lines of a lead as of a date from the warehouse "
+        "AIRFLOW_CONN_WAREHOUSE names (or the demo's embedded one) and compare their sum with "
+        "the score stored for that date. The same lines come from the SQL function "
+        "lead_scoring_marts.explain_lead_score(lead, as_of, model) and from "
+        "`dbt run-operation explain_lead`.",
+    )
+    explain.add_argument("--lead", required=True, help="the lead (HubSpot contact id)")
+    explain.add_argument("--model", help="one scoring model (default: every one)")
+    explain.add_argument("--as-of", type=_date, help="the date (default: today, UTC)")
 
     bi = commands.add_parser(
         "grant-bi-reader",
@@ -261,25 +280,37 @@ def cmd_airflow(args: argparse.Namespace) -> int:
         return 1
 
 
-def cmd_dbt_docs(_: argparse.Namespace) -> int:
-    from contextlib import ExitStack
-
-    from lead_scoring.config import local_dir, warehouse_config
-    from lead_scoring.runtime.dbt_tools import generate_docs
+def _warehouse(stack: ExitStack) -> WarehouseConfig:
+    """The warehouse AIRFLOW_CONN_WAREHOUSE names, else the demo's embedded one (started here
+    and stopped with ``stack``)."""
+    from lead_scoring.config import ConfigError, local_dir, warehouse_config
     from lead_scoring.runtime.embedded import EmbeddedPostgres
 
+    if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
+        return warehouse_config()
+    if not (local_dir() / "pgdata").exists():
+        raise ConfigError("no warehouse: set AIRFLOW_CONN_WAREHOUSE, or run `make demo` first")
+    embedded: WarehouseConfig = stack.enter_context(EmbeddedPostgres(local_dir() / "pgdata"))
+    return embedded
+
+
+def cmd_dbt_docs(_: argparse.Namespace) -> int:
+    from lead_scoring.config import local_dir
+    from lead_scoring.runtime.dbt_tools import generate_docs
+
     with ExitStack() as stack:
-        if os.environ.get("AIRFLOW_CONN_WAREHOUSE"):
-            warehouse = warehouse_config()
-        else:
-            if not (local_dir() / "pgdata").exists():
-                print("error: no warehouse: set AIRFLOW_CONN_WAREHOUSE, or run `make demo` first",
-                      file=sys.stderr)  # fmt: skip
-                return 1
-            warehouse = stack.enter_context(EmbeddedPostgres(local_dir() / "pgdata"))
-        page = generate_docs(warehouse, local_dir() / "dbt-docs")
+        page = generate_docs(_warehouse(stack), local_dir() / "dbt-docs")
     print(f"dbt docs: file://{page}")
     return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from lead_scoring.explain import explain, render
+
+    with ExitStack() as stack:
+        explanation = explain(_warehouse(stack), args.lead, args.as_of, args.model)
+    print("\n".join(render(explanation)))
+    return 0 if all(m.agrees for m in explanation.models) else 3
 
 
 def cmd_grant_bi_reader(args: argparse.Namespace) -> int:
@@ -455,6 +486,7 @@ COMMANDS = {
     "airflow": cmd_airflow,
     "grant-bi-reader": cmd_grant_bi_reader,
     "dbt-docs": cmd_dbt_docs,
+    "explain": cmd_explain,
     "sandbox": cmd_sandbox,
     "synth": cmd_synth,
     "dbt-parse": cmd_dbt_parse,
