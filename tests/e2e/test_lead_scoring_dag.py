@@ -78,15 +78,13 @@ def asset_events(airflow_metadata: str) -> Counter[str]:
     return Counter({str(name): int(n) for name, n in rows})
 
 
-def scores(warehouse: WarehouseConfig, as_of: date = END) -> dict[tuple[str, str], tuple[int, str]]:
-    """(lead, CRM property prefix of the scoring model) -> (score, band) for the as-of date."""
+def scores(warehouse: WarehouseConfig) -> dict[tuple[str, str], tuple[int, str]]:
+    """(lead, CRM property prefix of the scoring model) -> (score, band), the current scores."""
     with psycopg.connect(warehouse.conninfo()) as conn:
         rows = conn.execute(
             "select s.lead_id, m.crm_property_prefix, s.total_score, s.band "
             "from lead_scoring_marts.fct_lead_scores as s "
-            "join lead_scoring_rules.scoring_models as m using (scoring_model_id) "
-            "where s.as_of_date = %s",
-            (as_of,),
+            "join lead_scoring_rules.scoring_models as m using (scoring_model_id)"
         ).fetchall()
     return {(str(r[0]), str(r[1])): (int(r[2]), str(r[3])) for r in rows}
 

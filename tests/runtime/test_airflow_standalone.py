@@ -171,15 +171,26 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
 
 
 def scores(warehouse: WarehouseConfig, as_of: date) -> dict[str, set[tuple[Any, ...]]]:
-    """Every column of the day's scores and of their ledger lines."""
+    """Every column of the score versions current on the day and of the day's summary; and
+    of the current scores and their ledger lines (what the newest day left)."""
+    cutoff = datetime.combine(as_of, datetime.min.time()) + timedelta(days=1)
+    queries = {
+        "lead_score_history": (
+            "select * from lead_scoring_marts.lead_score_history where dbt_valid_from <= %s "
+            "and (dbt_valid_to is null or dbt_valid_to > %s)",
+            (cutoff, cutoff),
+        ),
+        "fct_lead_score_summary": (
+            "select * from lead_scoring_marts.fct_lead_score_summary where as_of_date = %s",
+            (as_of,),
+        ),
+        "fct_lead_scores": ("select * from lead_scoring_marts.fct_lead_scores", ()),
+        "fct_lead_score_ledger": ("select * from lead_scoring_marts.fct_lead_score_ledger", ()),
+    }
     with psycopg.connect(warehouse.conninfo()) as conn:
         return {
-            table: set(
-                conn.execute(
-                    f"select * from lead_scoring_marts.{table} where as_of_date = %s", (as_of,)
-                ).fetchall()
-            )
-            for table in ("fct_lead_scores", "fct_lead_score_ledger")
+            table: set(conn.execute(query, params).fetchall())
+            for table, (query, params) in queries.items()
         }
 
 
@@ -268,11 +279,14 @@ def test_a_two_day_backfill_scores_what_the_days_run_one_at_a_time_score(
     assert spans[0][1] <= spans[1][0], f"two runs built at the same time: {spans}"
     backfilled = {day: scores(ui.warehouse(), day) for day in DAYS}
     for day in DAYS:
-        assert single[day]["fct_lead_scores"], f"no scores for {day}"
-        for table, rows in single[day].items():
-            assert backfilled[day][table] == rows, f"{day}: {table} differs"
+        assert single[day]["lead_score_history"], f"no scores for {day}"
+        for table in ("lead_score_history", "fct_lead_score_summary"):
+            assert backfilled[day][table] == single[day][table], f"{day}: {table} differs"
+    newest = DAYS[-1]
+    for table in ("fct_lead_scores", "fct_lead_score_ledger"):
+        assert backfilled[newest][table] == single[newest][table], f"{table} differs"
     # the days differ (decay, new activity), so the comparison is not of two copies
-    assert backfilled[DAYS[0]]["fct_lead_scores"] != backfilled[DAYS[1]]["fct_lead_scores"]
+    assert backfilled[DAYS[0]]["lead_score_history"] != backfilled[newest]["lead_score_history"]
     # The backfill synced each day in order; the CRM holds the newer day.
     with psycopg.connect(ui.warehouse().conninfo()) as conn:
         synced = conn.execute(

@@ -592,7 +592,8 @@ def table_rows(warehouse: WarehouseConfig) -> dict[str, int]:
             str(name): int(rows)
             for name, rows in conn.execute(
                 "select relname, n_live_tup from pg_stat_user_tables where relname in "
-                "('int_activities__rolled_up_daily', 'fct_lead_scores', "
-                "'fct_lead_score_ledger', 'web_events', 'email_events', 'contacts')"
+                "('int_activities__rolled_up_daily', 'fct_lead_scores', 'lead_score_history', "
+                "'fct_lead_score_ledger', 'fct_lead_score_summary', 'web_events', "
+                "'email_events', 'contacts')"
             ).fetchall()
         }

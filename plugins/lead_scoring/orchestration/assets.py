@@ -39,6 +39,7 @@ SCORE_MARTS = [
         "dim_leads",
         "fct_lead_funnel",
         "lead_score_history",
+        "fct_lead_score_summary",
     )
 ]
 CRM_SCORES = [Asset(name="crm.lead_scores", uri="lead-scoring://crm/lead_scores", group=GROUP)]

@@ -114,9 +114,9 @@ def collect(conn: psycopg.Connection[TupleRow], dag_run_id: str, as_of: date | N
                     "rows_quarantined": int(quarantined),
                 }
             )
-    if as_of and _exists(conn, f"{MARTS}.fct_lead_scores"):
+    if as_of and _exists(conn, f"{MARTS}.fct_lead_score_summary"):
         for model, band, leads in conn.execute(
-            f"select scoring_model_id, band, count(*) from {MARTS}.fct_lead_scores "
+            f"select scoring_model_id, band, sum(lead_count) from {MARTS}.fct_lead_score_summary "
             "where as_of_date = %s group by 1, 2 order by 1, 2",
             (as_of,),
         ):

@@ -104,18 +104,14 @@ def reset_demo_state(local: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def scores_snapshot(
-    warehouse: WarehouseConfig, as_of: date
-) -> dict[tuple[str, str], tuple[int, str]]:
-    """The scores already in the warehouse for this date (empty before the first run)."""
+def scores_snapshot(warehouse: WarehouseConfig) -> dict[tuple[str, str], tuple[int, str]]:
+    """The current scores in the warehouse (empty before the first run)."""
     with connect(warehouse) as conn:
         exists = conn.execute("select to_regclass(%s)", (f"{MARTS}.fct_lead_scores",)).fetchone()
         if not exists or exists[0] is None:
             return {}
         rows = conn.execute(
-            f"select lead_id, scoring_model_id, total_score, band from {MARTS}.fct_lead_scores "
-            "where as_of_date = %s",
-            (as_of,),
+            f"select lead_id, scoring_model_id, total_score, band from {MARTS}.fct_lead_scores"
         ).fetchall()
     return {(str(r[0]), str(r[1])): (int(r[2]), str(r[3])) for r in rows}
 
@@ -168,20 +164,20 @@ def report(
         top = conn.execute(
             f"""
             select lead_id, email, total_score, band, fit_grade, coalesce(top_reasons, '-')
-            from {MARTS}.fct_lead_scores where as_of_date = %s and scoring_model_id = %s
+            from {MARTS}.fct_lead_scores where scoring_model_id = %s
             order by total_score desc, raw_score desc, lead_id limit 10
             """,
-            (as_of, DEMO_TOP_MODEL),
+            (DEMO_TOP_MODEL,),
         ).fetchall()
         bands: dict[tuple[str, str], int] = {
             (str(model), str(band)): int(count)
             for model, band, count in conn.execute(
-                f"select scoring_model_id, band, count(*) from {MARTS}.fct_lead_scores "
-                "where as_of_date = %s group by 1, 2",
+                f"select scoring_model_id, band, sum(lead_count) "
+                f"from {MARTS}.fct_lead_score_summary where as_of_date = %s group by 1, 2",
                 (as_of,),
             ).fetchall()
         }
-        after = scores_snapshot(warehouse, as_of)
+        after = scores_snapshot(warehouse)
         raw = {
             "contacts": conn.execute(f"select count(*) from {RAW_CRM}.contacts").fetchone(),
             "email events": conn.execute(f"select count(*) from {RAW_CRM}.email_events").fetchone(),
@@ -423,7 +419,7 @@ def run_demo(options: DemoOptions) -> int:
     with ExitStack() as stack:
         local = start_local_stack(stack, options, total)
         warehouse, as_of, airflow_home = local.warehouse, local.as_of, local.airflow_home
-        before = scores_snapshot(warehouse, as_of)
+        before = scores_snapshot(warehouse)
         writes_before = write_requests(local.admin.stats())
         started_at = datetime.now(UTC)
         step(6, total, "DAG lead_scoring", f"airflow dags test {DAG_ID} {as_of} (log: {log_path})")
@@ -451,6 +447,7 @@ def run_demo(options: DemoOptions) -> int:
     say()
     say("Outputs")
     say(f"  scores      table {MARTS}.fct_lead_scores in the embedded warehouse ({local.data_dir})")
+    say(f"  trend       table {MARTS}.fct_lead_score_summary (leads, MQLs, SQLs per day and band)")
     say("  rules       dbt_project/seeds/*.csv (ruleset version stamped on every score row)")
     say(f"  data docs   file://{docs}")
     say(f"  task logs   {airflow_home / 'logs'}")
