@@ -1,6 +1,6 @@
--- Fan-out guard: for the as-of date, the day's scores are exactly leads x scoring models, and
--- the current scores hold one row per lead and model. Returns a row (and fails) when a join
--- duplicated or dropped leads.
+-- Fan-out guard: for the as-of date, the day's scores are exactly leads x scoring models, one
+-- per lead and model (the current scores' unique index holds the same for them). Returns a
+-- row (and fails) when a join duplicated or dropped leads.
 
 with
 
@@ -18,10 +18,24 @@ scoring_models as (
 
 scores as (
 
+    select * from {{ ref('int_lead_scores__as_of') }}
+
+),
+
+score_keys as (
+
+    select distinct
+        scores.lead_id,
+        scores.scoring_model_id
+    from scores
+
+),
+
+counted as (
+
     select
-        count(*) as score_count,
-        count(distinct (scores.lead_id, scores.scoring_model_id)) as key_count
-    from {{ ref('int_lead_scores__as_of') }} as scores
+        (select count(*) from scores) as score_count,
+        (select count(*) from score_keys) as key_count
 
 ),
 
@@ -30,13 +44,13 @@ final as (
     select
         leads.lead_count,
         scoring_models.model_count,
-        scores.score_count
+        counted.score_count
     from leads
     cross join scoring_models
-    cross join scores
+    cross join counted
     where
-        scores.score_count != leads.lead_count * scoring_models.model_count
-        or scores.key_count != scores.score_count
+        counted.score_count != leads.lead_count * scoring_models.model_count
+        or counted.key_count != counted.score_count
 
 )
 

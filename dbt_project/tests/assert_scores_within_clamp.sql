@@ -1,5 +1,5 @@
--- Every total of the as-of date lies within its model's clamp: a total outside [score_floor, score_ceiling]
--- means a clamp line went missing.
+-- Every total of the as-of date lies within its model's clamp: a total outside
+-- [score_floor, score_ceiling] means a clamp line went missing.
 
 with
 

@@ -187,11 +187,14 @@ def scores(warehouse: WarehouseConfig, as_of: date) -> dict[str, set[tuple[Any, 
         "fct_lead_scores": ("select * from lead_scoring_marts.fct_lead_scores", ()),
         "fct_lead_score_ledger": ("select * from lead_scoring_marts.fct_lead_score_ledger", ()),
     }
+    found = {}
     with psycopg.connect(warehouse.conninfo()) as conn:
-        return {
-            table: set(conn.execute(query, params).fetchall())
-            for table, (query, params) in queries.items()
-        }
+        for table, (query, params) in queries.items():
+            cursor = conn.execute(query, params)
+            # a version's end is not yet known on its own day: a later day may close it
+            kept = [i for i, c in enumerate(cursor.description or []) if c.name != "dbt_valid_to"]
+            found[table] = {tuple(row[i] for i in kept) for row in cursor.fetchall()}
+    return found
 
 
 def runs_one_at_a_time(

@@ -141,10 +141,12 @@ compared as (
         todays_scores.score_id is not null as is_scored,
         current_scores.score_id is not null as is_current,
         coalesce(current_scores.as_of_date = {{ as_of_date() }}, false) as is_rebuild,
-        todays_scores.score_hash is not distinct from current_scores.score_hash
-            as is_as_current,
-        todays_scores.score_hash is not distinct from earlier_versions.score_hash
-            as is_as_earlier,
+        (
+            todays_scores.score_hash is not distinct from current_scores.score_hash
+        ) as is_as_current,
+        (
+            todays_scores.score_hash is not distinct from earlier_versions.score_hash
+        ) as is_as_earlier,
         earlier_versions.mql_date as earlier_mql_date,
         earlier_versions.sql_date as earlier_sql_date
     from todays_scores

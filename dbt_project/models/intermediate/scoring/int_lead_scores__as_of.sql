@@ -1,9 +1,10 @@
 {{ config(materialized='table') }}
 -- Every lead's score per scoring model as of the build's as-of date (rebuilt each run, read
--- by the daily summary and by the comparison with the current scores): the four components, the clamped total, the band and fit
--- grade, the MQL/SQL flags, the top reasons (for the CRM), the ruleset version, and a hash of
--- all of them. lead_score_history keeps a version of it only when that hash changes, so the
--- warehouse grows with change, not with leads x days; the summary mart counts it per day.
+-- by the daily summary and by the comparison with the current scores): the four components,
+-- the clamped total, the band and fit grade, the MQL/SQL flags, the top reasons (for the
+-- CRM), the ruleset version, and a hash of all of them. lead_score_history keeps a version of
+-- it only when that hash changes, so the warehouse grows with change, not with leads x days;
+-- the summary mart counts it per day.
 -- MQL/SQL dates need the history (the day a lead first qualified) and are added there.
 
 with

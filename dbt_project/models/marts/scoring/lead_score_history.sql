@@ -119,7 +119,8 @@ versions as (
         legacy_rows as (
 
             select
-                {%- for column in score_version_columns() if column not in ('mql_date', 'sql_date') %}
+                {%- set dates = ['mql_date', 'sql_date'] %}
+                {%- for column in score_version_columns() if column not in dates %}
                     scores.{{ column }},
                 {%- endfor %}
                 cast(null as date) as mql_date,
@@ -146,6 +147,26 @@ versions as (
 
     ),
 
+    dated_scores as (
+
+        select
+            scores.*,
+            coalesce(
+                latest_legacy.mql_date,
+                case when scores.is_mql then scores.as_of_date end
+            ) as mql_date,
+            coalesce(
+                latest_legacy.sql_date,
+                case when scores.is_sql then scores.as_of_date end
+            ) as sql_date
+        from scores
+        left join latest_legacy
+            on
+                scores.lead_id = latest_legacy.lead_id
+                and scores.scoring_model_id = latest_legacy.scoring_model_id
+
+    ),
+
     daily as (
 
         select {{ score_version_select('legacy_rows') }}
@@ -153,27 +174,8 @@ versions as (
 
         union all
 
-        select
-            {%- for column in score_version_columns() %}
-                {%- if column == 'mql_date' %}
-                    coalesce(
-                        latest_legacy.mql_date,
-                        case when scores.is_mql then scores.as_of_date end
-                    ) as mql_date,
-                {%- elif column == 'sql_date' %}
-                    coalesce(
-                        latest_legacy.sql_date,
-                        case when scores.is_sql then scores.as_of_date end
-                    ) as sql_date,
-                {%- else %}
-                    scores.{{ column }}{{ "," if not loop.last }}
-                {%- endif %}
-            {%- endfor %}
-        from scores
-        left join latest_legacy
-            on
-                scores.lead_id = latest_legacy.lead_id
-                and scores.scoring_model_id = latest_legacy.scoring_model_id
+        select {{ score_version_select('dated_scores') }}
+        from dated_scores
 
     ),
 
