@@ -361,6 +361,32 @@ def test_an_older_ledger_gains_the_failure_columns(
     assert ledger_row(warehouse, "2")[:2] == ("failing", 1)  # type: ignore[index]
 
 
+def test_a_ledger_hashed_before_the_diff_moved_into_sql_sends_nothing_again(
+    warehouse: WarehouseConfig, sandbox: Sandbox
+) -> None:
+    """The change hashes are computed in SQL now; a ledger from before holds sha256 hashes made
+    in Python. The first sync after the upgrade rehashes what the CRM holds and sends nothing."""
+    seed_contacts(sandbox, 3)
+    setup_scores(warehouse, {"1": (50, "warm"), "2": (90, "hot"), "3": (5, "cold")})
+    with HubSpotClient(sandbox.url, sandbox.token) as client:
+        assert sync_scores(warehouse, client, AS_OF).accepted == 3
+        with psycopg.connect(warehouse.conninfo()) as conn:
+            conn.execute(
+                "update lead_scoring_ops.crm_sync_ledger "
+                "set payload_hash = encode(sha256(convert_to(payload::text, 'UTF8')), 'hex')"
+            )
+            conn.execute("comment on table lead_scoring_ops.crm_sync_ledger is null")
+        before = crm_writes(sandbox)
+        again = sync_scores(warehouse, client, AS_OF)
+    assert (again.scores_considered, again.changed, again.requests) == (3, 0, 0)
+    assert crm_writes(sandbox) == before
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        lengths = conn.execute(
+            "select distinct length(payload_hash) from lead_scoring_ops.crm_sync_ledger"
+        ).fetchall()
+    assert lengths == [(32,)]
+
+
 @pytest.mark.parametrize(("value", "expected"), [(None, 5), ("1", 1), ("12", 12)])
 def test_attempt_limit_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, value: str | None, expected: int

@@ -6,12 +6,14 @@ does the rest, the same way for both:
 
 Only leads whose payload changed since the CRM last accepted it are sent. The sync ledger
 (``lead_scoring_ops.crm_sync_ledger``) holds, per CRM, lead and scoring model, the hash of the
-payload the CRM accepted; it is updated in the same transaction as each batch's outcome is
-recorded. Before a batch leaves, its changes are committed to ``crm_sync_in_flight``
-(write-ahead) and the same transaction that records the answer removes them. A run killed
-with a batch in flight leaves those rows; the next run reads those leads back from the CRM and
-records as accepted what the CRM already holds, so a change is sent once even across a crash,
-and what the CRM never got is sent by that run.
+payload the CRM accepted; one set-based query builds every current score's payload and hash in
+SQL and compares them with it, so Python only sends what that query returns. The ledger is
+updated in the same transaction as each batch's outcome is recorded. Before a batch leaves,
+its changes are committed to ``crm_sync_in_flight`` (write-ahead) and the same transaction
+that records the answer removes them. A run killed with a batch in flight leaves those rows;
+the next run reads those leads back from the CRM and records as accepted what the CRM already
+holds, so a change is sent once even across a crash, and what the CRM never got is sent by
+that run.
 
 Per-record failures are handled one by one: a lead the CRM no longer has (deleted, merged,
 converted: the target says which errors mean that) is recorded as ``not_found`` and not retried
@@ -31,7 +33,6 @@ target's client paces them to the rate limit); this thread writes ahead and reco
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -39,7 +40,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Protocol
 
 import psycopg
@@ -236,37 +237,98 @@ SUFFIXES = (
     "ruleset_version",
     "scored_at",
 )
-# Not part of the change test: a new scoring time alone is not a change worth a CRM write.
-UNHASHED = ("scored_at",)
+# Each value as the CRM's property text (``""`` clears a value), in SQL over
+# ``fct_lead_scores as scores``. The scoring time is not part of the change test: a new
+# scoring time alone is not a change worth a CRM write.
+PAYLOAD_VALUES = {
+    "score": "scores.total_score::text",
+    "band": "scores.band",
+    "fit_grade": "scores.fit_grade",
+    "mql": "case when scores.is_mql then 'true' else 'false' end",
+    "mql_date": "to_char(scores.mql_date, 'YYYY-MM-DD')",
+    "sql": "case when scores.is_sql then 'true' else 'false' end",
+    "sql_date": "to_char(scores.sql_date, 'YYYY-MM-DD')",
+    "top_reasons": "scores.top_reasons",
+    "ruleset_version": "scores.ruleset_version",
+}
+UNHASHED = {
+    "scored_at": (
+        "to_char(scores.scored_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    ),
+}
+assert set(PAYLOAD_VALUES) | set(UNHASHED) == set(SUFFIXES)
 
 
-def crm_payload(prefix: str, score: dict[str, Any]) -> dict[str, str]:
-    """A score row as the CRM's property values (strings; ``""`` clears a value)."""
+def _json_object(values: dict[str, str]) -> str:
+    pairs = ", ".join(
+        f"models.crm_property_prefix || '_{suffix}', coalesce({value}, '')"
+        for suffix, value in values.items()
+    )
+    return f"jsonb_build_object({pairs})"
 
-    def text(value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, datetime):
-            return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        if isinstance(value, date):
-            return value.isoformat()
-        return str(value)
 
-    values = {
-        "score": score["total_score"],
-        "band": score["band"],
-        "fit_grade": score["fit_grade"],
-        "mql": bool(score["is_mql"]),
-        "mql_date": score["mql_date"],
-        "sql": bool(score["is_sql"]),
-        "sql_date": score["sql_date"],
-        "top_reasons": score["top_reasons"],
-        "ruleset_version": score["ruleset_version"],
-        "scored_at": score["scored_at"],
-    }
-    return {f"{prefix}_{suffix}": text(value) for suffix, value in values.items()}
+# The hash of what the CRM would hold: md5 of the payload without the scoring time, as
+# jsonb's canonical text. A ledger written before the hash was computed in SQL (64 characters,
+# sha256 in Python) gets the same hash from the payload it holds, once.
+HASH_VERSION = "payload_hash: md5 of the payload without the scoring time (jsonb text)"
+REHASH_LEDGER = f"""
+update {OPS}.crm_sync_ledger as ledger
+set payload_hash = md5((ledger.payload - (models.crm_property_prefix || '_scored_at'))::text)
+from {RULES}.scoring_models as models
+where
+    ledger.scoring_model_id = models.scoring_model_id
+    and ledger.payload is not null
+    and length(ledger.payload_hash) = 64;
+comment on table {OPS}.crm_sync_ledger is '{HASH_VERSION}';
+"""
+
+# Every current score with its payload and whether the CRM needs it: a lead the CRM does not
+# have is not sent again, nor a payload the CRM already holds or gave up on.
+SCORED = f"""
+with payloads as (
+    select
+        scores.lead_id,
+        scores.scoring_model_id,
+        {_json_object(PAYLOAD_VALUES)} as unhashed_payload,
+        {_json_object(UNHASHED)} as scored
+    from {MARTS}.fct_lead_scores as scores
+    inner join {RULES}.scoring_models as models
+        on scores.scoring_model_id = models.scoring_model_id
+),
+hashed as (
+    select
+        payloads.lead_id,
+        payloads.scoring_model_id,
+        payloads.unhashed_payload || payloads.scored as payload,
+        md5(payloads.unhashed_payload::text) as payload_hash
+    from payloads
+)
+select
+    hashed.lead_id,
+    hashed.scoring_model_id,
+    hashed.payload,
+    hashed.payload_hash,
+    ledger.payload as previous_payload,
+    ledger.lead_id is null or not (
+        ledger.status = 'not_found'
+        or hashed.payload_hash = coalesce(ledger.payload_hash, '')
+        or (ledger.status = 'gave_up'
+            and hashed.payload_hash = coalesce(ledger.failed_payload_hash, ''))
+    ) as is_changed
+from hashed
+left join {OPS}.crm_sync_ledger as ledger
+    on
+        ledger.crm = %(crm)s
+        and hashed.lead_id = ledger.lead_id
+        and hashed.scoring_model_id = ledger.scoring_model_id
+"""
+COUNT_CHANGES = f"""
+select
+    count(*),
+    count(*) filter (where scored.is_changed),
+    count(distinct scored.lead_id) filter (where scored.is_changed)
+from ({SCORED}) as scored
+"""
 
 
 @dataclass(frozen=True)
@@ -352,66 +414,28 @@ class SyncResult:
         )
 
 
-def payload_hash(payload: dict[str, str]) -> str:
-    """What decides whether the CRM needs a write: every value but the scoring time."""
-    kept = {k: v for k, v in payload.items() if not k.endswith(UNHASHED)}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
-
-
 def _changes(
     conn: psycopg.Connection[Any], crm: str, *, previous: bool = False
-) -> Iterator[Change | None]:
-    """Every current score: the change to send, or None when the CRM already has it.
-    ``previous``: with the payload the CRM last accepted (for a dry run's report; parsing it
-    costs about as much as the rest of the row)."""
+) -> Iterator[Change]:
+    """The changes to send to ``crm``, by lead: one set-based query computes every current
+    score's payload and hash and compares it with the sync ledger. ``previous``: with the
+    payload the CRM last accepted (for a dry run's report)."""
     query = f"""
         select
-            scores.lead_id,
-            scores.scoring_model_id,
-            scores.total_score,
-            scores.band,
-            scores.fit_grade,
-            scores.is_mql,
-            scores.mql_date,
-            scores.is_sql,
-            scores.sql_date,
-            scores.top_reasons,
-            scores.ruleset_version,
-            scores.scored_at,
-            models.crm_property_prefix,
-            ledger.payload_hash,
-            ledger.status,
-            {"ledger.payload" if previous else "null::jsonb"} as payload,
-            ledger.failed_payload_hash
-        from {MARTS}.fct_lead_scores as scores
-        inner join {RULES}.scoring_models as models
-            on scores.scoring_model_id = models.scoring_model_id
-        left join {OPS}.crm_sync_ledger as ledger
-            on
-                ledger.crm = %s
-                and scores.lead_id = ledger.lead_id
-                and scores.scoring_model_id = ledger.scoring_model_id
-        order by scores.lead_id, scores.scoring_model_id
+            scored.lead_id,
+            scored.scoring_model_id,
+            scored.payload,
+            scored.payload_hash,
+            {"scored.previous_payload" if previous else "null::jsonb"}
+        from ({SCORED}) as scored
+        where scored.is_changed
+        order by scored.lead_id, scored.scoring_model_id
     """
-    with conn.cursor(name="sync_scores") as cursor:
+    with conn.cursor(name="sync_changes") as cursor:
         cursor.itersize = 5000
-        cursor.execute(query, (crm,))
-        names = [column.name for column in cursor.description or []]
-        for values in cursor:
-            row = dict(zip(names, values, strict=True))
-            lead_id, model_id = row["lead_id"], row["scoring_model_id"]
-            last_hash, last_status = row["payload_hash"], row["status"]
-            last, refused = row["payload"], row["failed_payload_hash"]
-            payload = crm_payload(str(row["crm_property_prefix"]), row)
-            digest = payload_hash(payload)
-            if (
-                last_status == "not_found"
-                or digest == last_hash
-                or (last_status == "gave_up" and digest == refused)
-            ):
-                yield None
-            else:
-                yield Change(str(lead_id), str(model_id), payload, digest, last)
+        cursor.execute(query, {"crm": crm})
+        for lead_id, model_id, payload, digest, last in cursor:
+            yield Change(str(lead_id), str(model_id), payload, str(digest), last)
 
 
 def _record(
@@ -504,6 +528,11 @@ def run_sync(
         ).fetchone()
         if constraint and "abandoned" not in str(constraint[0]):
             control.execute(RUNS_STATUS_MIGRATION)
+        hashed = control.execute(
+            f"select obj_description('{OPS}.crm_sync_ledger'::regclass, 'pg_class')"
+        ).fetchone()
+        if not hashed or hashed[0] != HASH_VERSION:
+            control.execute(REHASH_LEDGER)
         # One sync per CRM at a time; the lock dies with the session of a killed process, so
         # every run still 'running' once we hold it was abandoned.
         control.execute(
@@ -550,16 +579,10 @@ def run_sync(
                         f"select crm_property_prefix from {RULES}.scoring_models"
                     )
                 ]
-                changed_leads, last_lead = 0, None
-                for change in _changes(reader, target.name):  # ordered by lead
-                    result.scores_considered += 1
-                    if change is not None:
-                        result.changed += 1
-                        changed_leads += change.lead_id != last_lead
-                        last_lead = change.lead_id
-                changes = (
-                    c for c in _changes(reader, target.name, previous=dry_run) if c is not None
-                )
+                counted = reader.execute(COUNT_CHANGES, {"crm": target.name}).fetchone()
+                assert counted is not None
+                result.scores_considered, result.changed, changed_leads = map(int, counted)
+                changes = _changes(reader, target.name, previous=dry_run)
                 first_sync = not reader.execute(
                     f"select exists (select 1 from {OPS}.crm_sync_ledger where crm = %s)",
                     (target.name,),
@@ -727,7 +750,7 @@ def _reconcile_in_flight(conn: psycopg.Connection[Any], target: Target, result: 
         and all(
             (held[c.lead_id].get(name) or "") == value
             for name, value in c.payload.items()
-            if not name.endswith(UNHASHED)
+            if not name.endswith(tuple(UNHASHED))
         )
     ]
     with conn.transaction():
