@@ -529,6 +529,7 @@ def cycle(
         run_stage("dbt_build", revision, env, logs, target=str(target), as_of=as_of.isoformat()),
     )
     _say(f"    {done['nodes']} nodes in {done['seconds']:.1f} s")
+    result.keep("size_after_full", sizes(warehouse))
     done = result.keep("bare_pass", bare_pass(warehouse))
     _say(f"  bare aggregate pass (floor): {done['seconds']:.1f} s")
     _say("  score gate")
@@ -579,8 +580,37 @@ def cycle(
         )
         done["added"] = added
         _say(f"    {done['seconds']:.1f} s")
+        result.keep(f"size_after_{name}", sizes(warehouse))
+    done = result.keep(
+        "dbt_fixed_cost",
+        run_stage(
+            "dbt_fixed_cost",
+            revision,
+            env,
+            logs,
+            target=str(target),
+            as_of=(as_of + timedelta(days=2)).isoformat(),
+        ),
+    )
+    _say(f"  dbt's fixed cost (a build of no node): {done['seconds']:.1f} s")
     result.stages["rows"] = table_rows(warehouse)
     return result
+
+
+def sizes(warehouse: WarehouseConfig) -> dict[str, int]:
+    """Bytes on disk of the whole warehouse database and of its raw tables (with indexes and
+    TOAST): what the scoring adds is the difference."""
+    from lead_scoring.warehouse import connect
+
+    with connect(warehouse) as conn:
+        row = conn.execute(
+            "select pg_database_size(current_database()), "
+            "(select coalesce(sum(pg_total_relation_size(c.oid)), 0) from pg_class as c "
+            "join pg_namespace as n on n.oid = c.relnamespace "
+            "where n.nspname in ('raw_crm', 'raw_analytics') and c.relkind = 'r')"
+        ).fetchone()
+    assert row is not None
+    return {"warehouse_bytes": int(row[0]), "raw_bytes": int(row[1])}
 
 
 def table_rows(warehouse: WarehouseConfig) -> dict[str, int]:

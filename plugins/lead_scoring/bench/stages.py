@@ -81,6 +81,24 @@ def dbt_build(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def dbt_fixed_cost(args: dict[str, Any]) -> dict[str, Any]:
+    """What a dbt run costs before it builds anything: start-up, (partial) parse and node
+    selection, timed as a build that selects no node, in the daily build's target."""
+    from lead_scoring.runtime.dbt_tools import run_dbt
+
+    done = run_dbt(
+        _warehouse(),
+        Path(args["target"]),
+        "build",
+        "--select",
+        "tag:lead_scoring_bench_selects_nothing",
+        as_of=date.fromisoformat(args["as_of"]),
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"dbt build of nothing failed:\n{done.stdout[-4000:]}")
+    return {"reparsed": "Unable to do partial parsing" in done.stdout}
+
+
 def _gate(result: Any) -> dict[str, Any]:
     return {"passed": bool(result.success), "failures": list(getattr(result, "failures", []))}
 
@@ -134,6 +152,7 @@ STAGES = {
     "extract_email_events": extract_email_events,
     "load_web_events": load_web_events,
     "dbt_build": dbt_build,
+    "dbt_fixed_cost": dbt_fixed_cost,
     "raw_gate": raw_gate,
     "score_gate": score_gate,
     "sync": sync,
