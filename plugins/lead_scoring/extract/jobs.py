@@ -42,6 +42,7 @@ from lead_scoring.extract.hubspot import (
     email_event_rows,
     property_history_rows,
 )
+from lead_scoring.extract.prefetch import prefetched
 from lead_scoring.extract.segment import EventFile, EventSource, web_event_rows
 from lead_scoring.load.batch import (
     Interval,
@@ -128,7 +129,7 @@ def extract_contacts(
         warehouse,
         table=CONTACTS,
         source=CONTACTS_SOURCE,
-        records=contact_rows(pages),
+        records=contact_rows(prefetched(pages, name="contacts-pages")),
         run_id=run_id,
         interval=interval,
         window=(window_start, window_end),
@@ -165,7 +166,9 @@ def extract_property_history(
         warehouse,
         table=CONTACT_PROPERTY_HISTORY,
         source=HISTORY_SOURCE,
-        records=property_history_rows(client.iter_contact_history(ids, HISTORY_PROPERTIES)),
+        records=property_history_rows(
+            prefetched(client.iter_contact_history(ids, HISTORY_PROPERTIES), name="history-pages")
+        ),
         run_id=run_id,
         interval=interval,
         mode="by_id",
@@ -243,7 +246,7 @@ def extract_email_events(
         warehouse,
         table=EMAIL_EVENTS,
         source=EMAIL_EVENTS_SOURCE,
-        records=email_event_rows(pages(), now=run_start),
+        records=email_event_rows(prefetched(pages(), name="email-pages"), now=run_start),
         run_id=run_id,
         interval=interval,
         window=(window_start, window_end),

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from lead_scoring.config import WarehouseConfig
 from lead_scoring.warehouse import OPS, connect, ensure_landing_zone
@@ -130,7 +131,9 @@ def _copy(
     )
     count = 0
     started = time.monotonic()
-    with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+    # The queued writer sends on a thread of its own: this thread goes on parsing and
+    # formatting the next rows while the server takes the last ones.
+    with conn.cursor() as cur, cur.copy(copy_sql, writer=QueuedLibpqWriter(cur)) as copy:
         for row in rows:
             copy.write_row(row)
             count += 1
