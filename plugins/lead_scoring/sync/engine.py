@@ -438,42 +438,49 @@ def _changes(
             yield Change(str(lead_id), str(model_id), payload, str(digest), last)
 
 
+def _as_arrays(changes: list[Change]) -> dict[str, list[str]]:
+    """The changes as one array per column: a batch's bookkeeping is one statement each
+    (``unnest``), not one round trip per row."""
+    return {
+        "leads": [c.lead_id for c in changes],
+        "models": [c.scoring_model_id for c in changes],
+        "payloads": [json.dumps(c.payload) for c in changes],
+        "hashes": [c.payload_hash for c in changes],
+    }
+
+
+CHANGES_TABLE = (
+    "unnest(%(leads)s::text[], %(models)s::text[], %(payloads)s::jsonb[], %(hashes)s::text[]) "
+    "as changes (lead_id, scoring_model_id, payload, payload_hash)"
+)
+
+
 def _record(
     conn: psycopg.Connection[Any], changes: list[Change], status: str, result: SyncResult
 ) -> None:
     if not changes:
         return
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            f"""
-            insert into {OPS}.crm_sync_ledger (
-                crm, lead_id, scoring_model_id, payload, payload_hash, status, synced_at,
-                sync_run_id
-            )
-            values (%s, %s, %s, %s, %s, %s, now(), %s)
-            on conflict (crm, lead_id, scoring_model_id) do update set
-                payload = excluded.payload,
-                payload_hash = excluded.payload_hash,
-                status = excluded.status,
-                synced_at = excluded.synced_at,
-                sync_run_id = excluded.sync_run_id,
-                attempts = 0,
-                failed_payload_hash = null,
-                last_error = null
-            """,
-            [
-                (
-                    result.crm,
-                    c.lead_id,
-                    c.scoring_model_id,
-                    json.dumps(c.payload),
-                    c.payload_hash,
-                    status,
-                    result.sync_run_id,
-                )
-                for c in changes
-            ],
+    conn.execute(
+        f"""
+        insert into {OPS}.crm_sync_ledger (
+            crm, lead_id, scoring_model_id, payload, payload_hash, status, synced_at,
+            sync_run_id
         )
+        select %(crm)s, lead_id, scoring_model_id, payload, payload_hash, %(status)s, now(),
+            %(run)s
+        from {CHANGES_TABLE}
+        on conflict (crm, lead_id, scoring_model_id) do update set
+            payload = excluded.payload,
+            payload_hash = excluded.payload_hash,
+            status = excluded.status,
+            synced_at = excluded.synced_at,
+            sync_run_id = excluded.sync_run_id,
+            attempts = 0,
+            failed_payload_hash = null,
+            last_error = null
+        """,
+        {"crm": result.crm, "status": status, "run": result.sync_run_id, **_as_arrays(changes)},
+    )
 
 
 def run_sync(
@@ -717,10 +724,15 @@ def _record_refused(
 
 def _land(conn: psycopg.Connection[Any], changes: list[Change], crm: str) -> None:
     """The batch's answer is recorded: it is no longer in flight."""
-    conn.cursor().executemany(
-        f"delete from {OPS}.crm_sync_in_flight "
-        "where crm = %s and lead_id = %s and scoring_model_id = %s",
-        [(crm, c.lead_id, c.scoring_model_id) for c in changes],
+    if not changes:
+        return
+    arrays = _as_arrays(changes)
+    conn.execute(
+        f"delete from {OPS}.crm_sync_in_flight as flying using "
+        "unnest(%(leads)s::text[], %(models)s::text[]) as landed (lead_id, scoring_model_id) "
+        "where flying.crm = %(crm)s and flying.lead_id = landed.lead_id "
+        "and flying.scoring_model_id = landed.scoring_model_id",
+        {"crm": crm, "leads": arrays["leads"], "models": arrays["models"]},
     )
 
 
@@ -885,21 +897,21 @@ def _settle(
 def _write_ahead(conn: psycopg.Connection[Any], pending: Batch, result: SyncResult) -> None:
     """Commit the batch's changes to ``crm_sync_in_flight`` before the request leaves."""
     result.sent += len(pending)
-    with conn.transaction(), conn.cursor() as cursor:
-        cursor.executemany(
-            f"insert into {OPS}.crm_sync_in_flight "
-            "(crm, lead_id, scoring_model_id, payload, payload_hash, sync_run_id, sent_at) "
-            "values (%s, %s, %s, %s, %s, %s, now()) "
-            "on conflict (crm, lead_id, scoring_model_id) do update set "
-            "payload = excluded.payload, "
-            "payload_hash = excluded.payload_hash, sync_run_id = excluded.sync_run_id, "
-            "sent_at = excluded.sent_at",
-            [
-                (result.crm, c.lead_id, c.scoring_model_id, json.dumps(c.payload),
-                 c.payload_hash, result.sync_run_id)
-                for c in _flying(pending)
-            ],
-        )  # fmt: skip
+    with conn.transaction():
+        conn.execute(
+            f"""
+            insert into {OPS}.crm_sync_in_flight
+                (crm, lead_id, scoring_model_id, payload, payload_hash, sync_run_id, sent_at)
+            select %(crm)s, lead_id, scoring_model_id, payload, payload_hash, %(run)s, now()
+            from {CHANGES_TABLE}
+            on conflict (crm, lead_id, scoring_model_id) do update set
+                payload = excluded.payload,
+                payload_hash = excluded.payload_hash,
+                sync_run_id = excluded.sync_run_id,
+                sent_at = excluded.sent_at
+            """,
+            {"crm": result.crm, "run": result.sync_run_id, **_as_arrays(_flying(pending))},
+        )
 
 
 def _record_answer(
