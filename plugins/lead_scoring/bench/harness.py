@@ -388,16 +388,36 @@ def newest_event_day(warehouse: WarehouseConfig) -> date:
 
 def age_history(warehouse: WarehouseConfig) -> None:
     """Date the loaded history back, as if loaded days ago: in a scheduled warehouse the
-    history is not what the last hour loaded (which the rollup's look-back would re-read)."""
+    history is not what the last hour loaded. Every load stamp moves, in the raw tables and
+    in what dbt built from them (the rollup's and the activity state's ``last_loaded_at``):
+    moved in the raw tables only, the state would still see the history's load as newer than
+    its look-back and recompute every actor on the next run."""
+    from psycopg import sql
+
     from lead_scoring.warehouse import connect
 
     with connect(warehouse, autocommit=True) as conn:
-        for table in (*RAW_TABLES, "raw_analytics.identifies"):
+        stamped = conn.execute(
+            "select c.table_schema, c.table_name, c.column_name "
+            "from information_schema.columns as c "
+            "join information_schema.tables as t "
+            "on t.table_schema = c.table_schema and t.table_name = c.table_name "
+            "where t.table_type = 'BASE TABLE' "
+            "and c.column_name in ('loaded_at', 'last_loaded_at') "
+            "and c.table_schema not in ('pg_catalog', 'information_schema') "
+            "order by 1, 2, 3"
+        ).fetchall()
+        for schema, table, column in stamped:
+            name = sql.Identifier(schema, table)
+            stamp = sql.Identifier(column)
             conn.execute(
-                f"update {table} set loaded_at = loaded_at - interval '{HISTORY_AGE}' "
-                f"where loaded_at > now() - interval '{HISTORY_AGE}'"
+                sql.SQL(
+                    "update {name} set {stamp} = {stamp} - {age}::interval "
+                    "where {stamp} > now() - {age}::interval"
+                ).format(name=name, stamp=stamp, age=sql.Literal(HISTORY_AGE))
             )
-            conn.execute(f"vacuum analyze {table}")
+        for schema, table in dict.fromkeys((s, t) for s, t, _ in stamped):
+            conn.execute(sql.SQL("vacuum analyze {}").format(sql.Identifier(schema, table)))
 
 
 NEW_EVENTS_SQL = (
