@@ -111,7 +111,50 @@ def test_a_size_section_replaces_its_old_one_and_keeps_the_others(tmp_path: Path
 def test_sizes_and_runs_are_checked_before_any_work() -> None:
     args = parser().parse_args(["--size", "10000,100_000", "--runs", "2"])
     assert args.size == [10_000, 100_000]
-    for bad in (["--size", "ten"], ["--size", "5"], ["--runs", "0"]):
+    for bad in (["--size", "ten"], ["--size", "5"], ["--runs", "-1"]):
         with pytest.raises(SystemExit) as exited:
             parser().parse_args(bad)
         assert exited.value.code == 2
+
+
+def dag_run(wall: float, work: dict[str, float], *, added: int = 0) -> dict[str, Any]:
+    stages = {**work, "orchestration tasks": wall * 0.05}
+    done = sum(s for name, s in stages.items() if name != "orchestration tasks")
+    return {
+        "tasks": 60,
+        "stages": stages,
+        "slowest_tasks": [("dbt_build.dbt_producer_watcher", work.get("dbt build", 0.0))],
+        "wall_seconds": wall,
+        "work_seconds": done,
+        "overhead_seconds": wall - done,
+        "overhead_share": (wall - done) / wall,
+        "write_calls": 1_000 if not added else 12,
+        "added": added,
+    }
+
+
+def test_the_dag_section_gives_each_stage_its_share_and_judges_both_dag_targets() -> None:
+    from lead_scoring.bench.dag import dag_section
+
+    data = Dataset(1_000, Path("/nowhere"), 40_000, 10_000, date(2026, 1, 1), None)
+    full = dag_run(600.0, {"extract + load": 200.0, "dbt build": 240.0, "sync": 90.0})
+    daily = dag_run(60.0, {"extract + load": 10.0, "dbt build": 30.0, "sync": 5.0}, added=500)
+    sizes = {"size_before_dag_daily": {"warehouse_bytes": 2**30, "raw_bytes": 2**29}}
+    sizes["size_after_dag_daily"] = {"warehouse_bytes": 2**30 + 5 * 2**20, "raw_bytes": 2**29}
+    heading, text = dag_section(
+        data, {"dag_full": full, "dag_daily": daily, **sizes}, command="bench --dag"
+    )
+    assert heading == "## Whole DAG, 1,000 contacts"
+    assert "| dbt build | 240.0 | 40% | 30.0 | 50% |" in text
+    assert "| DAG wall time | 600.0 | 100% | 60.0 | 100% |" in text
+    # 60 s of 600 s is 10%: met; overhead 11.7% and 25%: the run after 1% misses it
+    assert "10% of the full run (target <= 15%: met)" in text
+    assert "25% of the run after 1% (target <= 20%: **not met**)" in text
+    assert "grew by 5 MB" in text
+
+
+def test_dag_only_needs_the_dag_flag() -> None:
+    from lead_scoring.bench.__main__ import main
+
+    assert main(["--runs", "0"]) == 2
+    assert parser().parse_args(["--runs", "0", "--dag"]).runs == 0

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lead_scoring.bench import harness, report
+from lead_scoring.bench import dag, harness, report
 
 
 def _sizes(text: str) -> list[int]:
@@ -24,6 +24,13 @@ def _sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 100:
         raise argparse.ArgumentTypeError(f"each size must be at least 100 contacts: {text!r}")
     return sizes
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -45,7 +52,9 @@ def parser() -> argparse.ArgumentParser:
         default=[10_000],
         help="contacts, about 50 events each; a comma list runs each (default 10000)",
     )
-    parser.add_argument("--runs", type=_positive, default=3, help="runs per size (default 3)")
+    parser.add_argument(
+        "--runs", type=_count, default=3, help="runs per size (default 3; 0 with --dag: DAG only)"
+    )
     parser.add_argument(
         "--compare",
         nargs=2,
@@ -61,6 +70,12 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--fresh-data", action="store_true", help="regenerate the synthetic data even if cached"
+    )
+    parser.add_argument(
+        "--dag",
+        action="store_true",
+        help="after each size's runs, time the whole DAG too (airflow dags test, full data, "
+        "then after 1%% new events through the sources)",
     )
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     return parser
@@ -95,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     except harness.BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
+    if args.dag and args.compare:
+        print("bench: --dag times the working tree's DAG; it cannot --compare", file=sys.stderr)
+        return 2
+    if not args.runs and not args.dag:
+        print("bench: --runs 0 measures nothing without --dag", file=sys.stderr)
+        return 2
     if args.compare and revisions[0].commit == revisions[1].commit:
         print("bench: --compare needs two different revisions", file=sys.stderr)
         return 2
@@ -103,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     results_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
-        with EmbeddedPostgres(work / "pgdata") as warehouse:
+        server = EmbeddedPostgres(work / "pgdata")
+        with server as warehouse:
             for size in args.size:
                 data = harness.dataset(size, fresh=args.fresh_data)
                 by_revision: dict[str, list[harness.Cycle]] = {r.label: [] for r in revisions}
@@ -127,7 +149,22 @@ def main(argv: list[str] | None = None) -> int:
                     if data.generated_seconds is None
                     else f"generated in {data.generated_seconds:,.0f} s"
                 )
-                for revision in revisions:
+                if args.dag:
+                    harness._say(f"{size:,} contacts, the whole DAG")
+                    dag_result = dag.dag_cycle(
+                        data,
+                        warehouse,
+                        server.airflow_metadata(fresh=True),
+                        rate_limit=args.rate_limit,
+                        work=work,
+                    )
+                    (results.with_suffix(".dag.json")).write_text(
+                        json.dumps(dag_result, indent=1, default=str)
+                    )
+                    heading, section = dag.dag_section(data, dag_result, command=command)
+                    report.replace_section(args.out, heading, section)
+                    print("\n" + section)
+                for revision in revisions if args.runs else []:
                     heading, section = report.size_section(
                         data,
                         by_revision[revision.label],
@@ -139,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                     if not args.compare:
                         report.replace_section(args.out, heading, section)
                     print("\n" + section)
-                if args.compare:
+                if args.compare and args.runs:
                     heading, section = report.compare_section(
                         data, by_revision, rate_limit=args.rate_limit, command=command
                     )
