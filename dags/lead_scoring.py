@@ -14,7 +14,9 @@ interval's day, so the day's last run scores everything the day brought.
 - **raw gate**: `check_raw`, the GX `raw_gate` on this run's loads; a failure stops dbt.
 - **dbt**: `dbt_build.dbt_producer_watcher` runs one `dbt build` of the whole project
   (Cosmos `ExecutionMode.WATCHER`); `dbt_build.*` has a task per model, seed and test that
-  reports that node's result from it. A retried node task runs its node on its own.
+  reports that node's result from it. A retried node task runs its node on its own. Its data
+  tests check the rows this run loaded or changed; the first run of the week's full-check day
+  (`LEAD_SCORING_FULL_CHECK_DAY`, Sunday) checks the whole history.
 - **score gate**: `check_scores`, the GX `score_gate` (checks and drift); a failure leaves the
   CRM untouched; produces the `lead_scoring_marts.*` assets once they passed.
 - **sync**: `sync_crm`, changed scores only, at the CRM's rate limit; produces `crm.lead_scores`.
@@ -29,7 +31,8 @@ Connections: `warehouse` (postgres) and `crm` (http: host = API base URL, passwo
 Params (checked when the run is triggered): `as_of` scores as of another date (not after
 today); `full_refresh` re-reads every contact and export file and rebuilds dbt's incremental
 models from the raw tables (the score history of past days is kept); `dry_run` computes the CRM
-changes without writing them; `approve_score_drift` lets through scores that moved beyond the
+changes without writing them; `full_checks` runs dbt's data tests on the whole history;
+`approve_score_drift` lets through scores that moved beyond the
 drift bounds (an intended ruleset change); `approve_large_sync` lets the sync send more than
 `LEAD_SCORING_SYNC_MAX_CHANGES` changes; `events_path` / `events_format` override where the
 web-analytics export is and its format.
@@ -62,7 +65,7 @@ from lead_scoring import tasks
 from lead_scoring.config import WAREHOUSE_CONN_ID
 from lead_scoring.orchestration import assets
 from lead_scoring.orchestration.settings import dag_settings_from_env, not_after
-from lead_scoring.runtime.dbt_tools import as_of_options
+from lead_scoring.runtime.dbt_tools import CHECK_SCOPE_SETTING, as_of_options, with_setting
 
 DBT_PROJECT_DIR = Path(
     os.environ.get(
@@ -70,6 +73,8 @@ DBT_PROJECT_DIR = Path(
     )
 )
 AS_OF = "{{ params.as_of or ds }}"
+# `changed` or `full` (lead_scoring.orchestration.settings.DagSettings.check_scope)
+CHECK_SCOPE = "{{ check_scope(params.full_checks, data_interval_start, data_interval_end) }}"
 SETTINGS = dag_settings_from_env()
 
 
@@ -115,6 +120,7 @@ def _as_of(context: dict[str, Any]) -> str:
     max_active_runs=1,
     tags=["lead-scoring", "crm", "dbt", "great-expectations"],
     doc_md=__doc__,
+    user_defined_macros={"check_scope": SETTINGS.check_scope},
     default_args={
         "owner": "data-engineering",
         "retries": SETTINGS.retries,
@@ -148,6 +154,12 @@ def _as_of(context: dict[str, Any]) -> str:
             type=["null", "string"],
             enum=[None, "segment", "ga4"],
             description="segment (Segment JSONL) or ga4 (GA4 BigQuery-export rows as JSON).",
+        ),
+        "full_checks": Param(
+            False,
+            type="boolean",
+            description="Run dbt's data tests on the whole history, not only on the rows this "
+            "run loaded or changed (the weekly full check does it on its own).",
         ),
         "dry_run": Param(
             False, type="boolean", description="Compute CRM changes without writing them."
@@ -243,7 +255,15 @@ def lead_scoring() -> None:
             # The as-of date reaches the models as a session setting on dbt's connections,
             # not a dbt var: the compiled project is the same every day, so dbt does not
             # re-parse it (a var that changes would).
-            "env": {"PGOPTIONS": as_of_options(AS_OF, os.environ.get("PGOPTIONS"))},
+            # So does the scope of the data tests: the rows this run loaded or changed, or the
+            # whole history (the weekly full check, or the full_checks param).
+            "env": {
+                "PGOPTIONS": with_setting(
+                    as_of_options(AS_OF, os.environ.get("PGOPTIONS")),
+                    CHECK_SCOPE_SETTING,
+                    CHECK_SCOPE,
+                )
+            },
             # Incremental models rebuilt from the raw tables; the score marts keep past days.
             "full_refresh": "{{ params.full_refresh }}",
             # dbt unit tests (given rows -> expected rows) run in CI, not on production data:

@@ -132,6 +132,30 @@ def test_params_are_validated_with_a_clear_error(dagbag) -> None:  # type: ignor
             conf(**{name: bad})
 
 
+def test_the_dbt_build_checks_all_history_on_the_weekly_full_check_or_when_asked(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """The one dbt build's session options carry the as-of date and the scope of its data
+    tests (dbt_project/macros/check_scope.sql), rendered as Airflow renders them per run."""
+    dag = dagbag.dags["lead_scoring"]
+    producer = dag.task_dict["dbt_build.dbt_producer_watcher"]
+    template = dag.get_template_env().from_string(producer.env["PGOPTIONS"])
+
+    def options(start: datetime, end: datetime, *, full_checks: bool = False) -> str:
+        params = {"as_of": None, "full_checks": full_checks}
+        return template.render(
+            params=params, ds=start.date().isoformat(),
+            data_interval_start=start, data_interval_end=end,
+        )  # fmt: skip
+
+    sunday = datetime(2026, 11, 8, tzinfo=UTC)
+    assert options(sunday - timedelta(hours=1), sunday) == (
+        "-c lead_scoring.as_of=2026-11-07 -c lead_scoring.check_scope=full"
+    )
+    assert options(sunday, sunday + timedelta(hours=1)).endswith("check_scope=changed")
+    monday = sunday + timedelta(days=1)
+    assert options(monday, monday + timedelta(hours=1), full_checks=True).endswith("=full")
+    assert dag.params["full_checks"] is False
+
+
 def test_the_api_server_refuses_a_future_as_of_at_trigger(dagbag) -> None:  # type: ignore[no-untyped-def]
     """What the API server holds is the serialized DAG, never the DAG's code: a trigger is
     checked against the params' JSON schema alone, so the bound on ``as_of`` must be there."""

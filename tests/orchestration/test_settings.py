@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ VARIABLES = (
     "LEAD_SCORING_RETRY_DELAY_SECONDS",
     "LEAD_SCORING_MAX_RETRY_DELAY_SECONDS",
     "LEAD_SCORING_DBT_THREADS",
+    "LEAD_SCORING_FULL_CHECK_DAY",
 )
 
 
@@ -71,6 +72,29 @@ def test_every_setting_can_be_changed(clean_env: pytest.MonkeyPatch) -> None:
     assert dag_settings_from_env().timetable() is None
 
 
+def at(day: int, hour: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, tzinfo=UTC)  # 2026-11-01 is a Sunday
+
+
+def test_the_first_run_of_the_full_check_day_tests_everything(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    settings = dag_settings_from_env()
+    # hourly: the run of [Sat 23:00, Sun 00:00) reaches Sunday's midnight; the next does not
+    assert settings.check_scope(False, at(7, 23), at(8)) == "full"
+    assert settings.check_scope(False, at(8), at(8, 1)) == "changed"
+    assert settings.check_scope(False, at(6, 23), at(7)) == "changed"  # into Saturday
+    # daily: the run of [Sat, Sun)
+    assert settings.check_scope(False, at(7), at(8)) == "full"
+    # asked for, or no interval (a manual run)
+    assert settings.check_scope(True, at(3), at(3, 1)) == "full"
+    assert settings.check_scope(False, None, None) == "changed"
+    clean_env.setenv("LEAD_SCORING_FULL_CHECK_DAY", "Wednesday")
+    assert dag_settings_from_env().check_scope(False, at(3, 23), at(4)) == "full"
+    clean_env.setenv("LEAD_SCORING_FULL_CHECK_DAY", "none")
+    assert dag_settings_from_env().check_scope(False, at(7, 23), at(8)) == "changed"
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
@@ -82,6 +106,7 @@ def test_every_setting_can_be_changed(clean_env: pytest.MonkeyPatch) -> None:
         ("LEAD_SCORING_RETRY_DELAY_SECONDS", "1m", "must be a whole number"),
         ("LEAD_SCORING_RETRY_DELAY_SECONDS", "1000", "is shorter than"),
         ("LEAD_SCORING_DBT_THREADS", "0", "LEAD_SCORING_DBT_THREADS must be 1 or more"),
+        ("LEAD_SCORING_FULL_CHECK_DAY", "sun", "LEAD_SCORING_FULL_CHECK_DAY must be a weekday"),
     ],
 )
 def test_bad_values_are_clear_errors(

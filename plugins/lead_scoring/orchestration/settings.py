@@ -13,18 +13,23 @@ runs.
 | ``LEAD_SCORING_RETRY_DELAY_SECONDS`` | ``60`` | the first retry's delay |
 | ``LEAD_SCORING_MAX_RETRY_DELAY_SECONDS`` | ``900`` | the longest delay backoff reaches |
 | ``LEAD_SCORING_DBT_THREADS`` | ``4`` | models the one ``dbt build`` runs at once |
+| ``LEAD_SCORING_FULL_CHECK_DAY`` | ``sunday`` | the day whose first run tests all history |
 
 Each run covers one data interval of the schedule (``CronDataIntervalTimetable``): the run for
 ``[23:00, 24:00)`` starts at midnight and scores as of its interval's day, so the last run of a
 day scores everything that day brought, and a backfill by logical date scores exactly the days
 it names.
+
+A run's dbt data tests check the rows it loaded or changed (``dbt_project/macros/check_scope.sql``);
+the first run of ``LEAD_SCORING_FULL_CHECK_DAY`` (the run whose data interval reaches that day's
+midnight, UTC), and any run triggered with ``full_checks``, tests the whole history instead.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from lead_scoring.config import ConfigError, env_int
 
@@ -90,6 +95,20 @@ class DagSettings:
     retry_delay: timedelta
     max_retry_delay: timedelta
     dbt_threads: int = 4
+    full_check_weekday: int | None = 7  # ISO weekday (1 = Monday); None: only when asked
+
+    def check_scope(
+        self, full_checks: bool, interval_start: datetime | None, interval_end: datetime | None
+    ) -> str:
+        """``full`` for a run asked for full checks or the first run of the full-check day (its
+        data interval reaches that day's midnight), else ``changed``."""
+        if full_checks:
+            return "full"
+        if self.full_check_weekday is None or interval_start is None or interval_end is None:
+            return "changed"
+        midnight = datetime.combine(interval_end.date(), time.min, interval_end.tzinfo)
+        reaches = interval_start < midnight <= interval_end
+        return "full" if reaches and midnight.isoweekday() == self.full_check_weekday else "changed"
 
     def timetable(self) -> object | None:
         """One run per data interval of the schedule, in UTC (None: manual runs only)."""
@@ -123,6 +142,22 @@ def dag_settings_from_env() -> DagSettings:
         retry_delay=timedelta(seconds=delay),
         max_retry_delay=timedelta(seconds=longest),
         dbt_threads=env_int("LEAD_SCORING_DBT_THREADS", 4, 1),
+        full_check_weekday=_weekday(_env("LEAD_SCORING_FULL_CHECK_DAY", "sunday")),
+    )
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(raw: str, name: str = "LEAD_SCORING_FULL_CHECK_DAY") -> int | None:
+    """An ISO weekday (1 = Monday) from its English name; ``none``: no weekly full check."""
+    value = raw.strip().lower()
+    if value == "none":
+        return None
+    if value in WEEKDAYS:
+        return WEEKDAYS.index(value) + 1
+    raise ConfigError(
+        f"{name} must be a weekday name ({', '.join(WEEKDAYS)}) or 'none'; got {raw!r}"
     )
 
 

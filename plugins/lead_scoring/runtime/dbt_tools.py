@@ -37,15 +37,24 @@ def profile_environment(warehouse: WarehouseConfig) -> dict[str, str]:
 
 # The session setting the as-of models read (dbt_project/macros/as_of.sql).
 AS_OF_SETTING = "lead_scoring.as_of"
+# What dbt's data tests check: `changed` (the rows a run loaded or changed) or `full`
+# (dbt_project/macros/check_scope.sql).
+CHECK_SCOPE_SETTING = "lead_scoring.check_scope"
+
+
+def with_setting(current: str | None, name: str, value: str) -> str:
+    """libpq's PGOPTIONS ``current`` (the caller's own options, kept) with ``-c name=value``;
+    a value of ``name`` already there (a leftover of an earlier run in the process) is
+    replaced."""
+    kept = re.sub(rf"\s*-c\s*{re.escape(name)}=\S*", "", current or "").strip()
+    return f"{kept} -c {name}={value}".strip()
 
 
 def as_of_options(as_of: str, current: str | None = None) -> str:
-    """libpq's PGOPTIONS with the as-of date added to ``current`` (the caller's own options,
-    kept): every connection dbt opens then scores as of that date, with no dbt var changed,
-    so partial parsing holds. ``as_of`` may be a Jinja template (the DAG's logical date). An
-    as-of date already in ``current`` (a leftover of an earlier run in the process) is replaced."""
-    kept = re.sub(rf"\s*-c\s*{re.escape(AS_OF_SETTING)}=\S*", "", current or "").strip()
-    return f"{kept} -c {AS_OF_SETTING}={as_of}".strip()
+    """libpq's PGOPTIONS with the as-of date added to ``current``: every connection dbt opens
+    then scores as of that date, with no dbt var changed, so partial parsing holds. ``as_of``
+    may be a Jinja template (the DAG's logical date)."""
+    return with_setting(current, AS_OF_SETTING, as_of)
 
 
 def as_of_environment(as_of: date) -> dict[str, str]:
