@@ -17,7 +17,8 @@ interval's day, so the day's last run scores everything the day brought.
   reports that node's result from it. A retried node task runs its node on its own. Its data
   tests check the rows this run loaded or changed; the first run of the week's full-check day
   (`LEAD_SCORING_FULL_CHECK_DAY`, Sunday) checks the whole history.
-- **score gate**: `check_scores`, the GX `score_gate` (checks and drift); a failure leaves the
+- **score gate**: `check_scores`, the GX `score_gate` (checks of the whole set and of each
+  score this run changed, every score on the full check; drift); a failure leaves the
   CRM untouched; produces the `lead_scoring_marts.*` assets once they passed.
 - **sync**: `sync_crm`, changed scores only, at the CRM's rate limit; produces `crm.lead_scores`.
 - **publish**: `publish`, the run summary; produces `lead_scoring_ops.pipeline_runs`.
@@ -279,6 +280,12 @@ def lead_scoring() -> None:
             as_of=_as_of(context),
             run_id=context["run_id"],
             approve_drift=bool(context["params"].get("approve_score_drift")),
+            full_check=SETTINGS.check_scope(
+                bool(context["params"].get("full_checks")),
+                context.get("data_interval_start"),
+                context.get("data_interval_end"),
+            )
+            == "full",
         )
 
     @task(outlets=assets.CRM_SCORES, doc_md=tasks.sync_scores.__doc__)

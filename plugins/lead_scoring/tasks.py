@@ -219,10 +219,15 @@ def check_raw(*, run_id: str | None, interval: Interval | None = None) -> dict[s
 
 
 def check_scores(
-    *, as_of: str | None, run_id: str | None = None, approve_drift: bool = False
+    *,
+    as_of: str | None,
+    run_id: str | None = None,
+    approve_drift: bool = False,
+    full_check: bool = False,
 ) -> dict[str, Any]:
     """The score gate: fails the task (and so blocks the sync) when an expectation fails, or
-    when the scores drifted beyond the bounds and the run is not approved."""
+    when the scores drifted beyond the bounds and the run is not approved. Row by row it
+    checks the scores this run changed (every score on a full check)."""
     from lead_scoring.quality.gates import score_gate, summary
 
     result = score_gate(
@@ -230,6 +235,7 @@ def check_scores(
         parse_as_of(as_of),
         run_id=run_id,
         approve_drift=approve_drift,
+        full_check=full_check,
     )
     log.info("Data Docs: %s", result.data_docs)
     return summary(result)

@@ -202,6 +202,29 @@ def test_no_scores_for_the_date_fails_the_gate(
         score_gate(warehouse, AS_OF, context_dir=context_dir)
 
 
+def test_row_checks_cover_the_scores_the_build_changed_and_all_of_them_on_a_full_check(
+    warehouse: WarehouseConfig, context_dir: Path
+) -> None:
+    """A score no build changed since an earlier date was checked when it was written: a
+    production gate checks the set (counts, keys, every lead scored) and the changed rows; the
+    weekly full check checks every row again and finds the old one that is out of its clamp."""
+    load(warehouse, GOOD)
+    earlier = date(2026, 5, 20)
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        conn.execute(
+            "insert into lead_scoring_marts.lead_score_history "
+            f"(score_id, {', '.join(FIELDS)}, as_of_date, dbt_valid_from, dbt_valid_to) "
+            "values (%s, '5', 'default', 150, 'hot', true, 'abc123', 'other', false, %s, "
+            "(%s::date + 1)::timestamp, null)",
+            (f"5|default|{earlier}", earlier, earlier),
+        )
+    result = score_gate(warehouse, AS_OF, context_dir=context_dir)
+    assert result.success
+    with pytest.raises(GateFailed) as failure:
+        score_gate(warehouse, AS_OF, full_check=True, context_dir=context_dir)
+    assert [f.split(":")[0] for f in failure.value.result.failures] == ["scores.within_clamp"]
+
+
 def test_context_holds_the_placeholder_never_a_connection_string() -> None:
     config = (gx_context_dir() / "great_expectations.yml").read_text()
     assert "connection_string: ${WAREHOUSE_URL}" in config

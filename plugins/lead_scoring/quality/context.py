@@ -137,8 +137,9 @@ def raw_expectations() -> dict[str, list[Any]]:
     }
 
 
-def score_expectations() -> list[Any]:
-    """What must hold for a day's scores before any of them may reach the CRM."""
+def score_set_expectations() -> list[Any]:
+    """What must hold for the whole set of a day's scores before any of them may reach the
+    CRM (the view ``scores``)."""
     import great_expectations as gx
 
     e = gx.expectations
@@ -163,6 +164,16 @@ def score_expectations() -> list[Any]:
             ),
             "scores.every_model_every_lead",
         ),
+    ]
+
+
+def changed_score_expectations() -> list[Any]:
+    """What must hold for each score the day's build changed (the view ``changed_scores``;
+    every score on a full check): a score it did not change passed when it was written."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [
         *(
             _named(e.ExpectColumnValuesToNotBeNull(column=column), f"scores.{column}_not_null")
             for column in ("lead_id", "scoring_model_id", "total_score", "band", "ruleset_version")
@@ -285,7 +296,8 @@ def gate_suites() -> dict[str, list[tuple[str, str, list[Any]]]]:
     return {
         RAW_CHECKPOINT: raw,
         SCORES_CHECKPOINT: [
-            ("scores", "lead_scores", score_expectations()),
+            ("scores", "lead_scores", score_set_expectations()),
+            ("changed_scores", "lead_scores_changed", changed_score_expectations()),
             ("score_drift", "lead_score_drift", drift_expectations()),
         ],
     }

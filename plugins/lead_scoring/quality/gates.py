@@ -284,22 +284,28 @@ def score_gate(
     *,
     run_id: str | None = None,
     approve_drift: bool = False,
+    full_check: bool = False,
     settings: QualitySettings | None = None,
     context_dir: Path | None = None,
 ) -> GateResult:
     """Validate the scores of one as-of date, and their drift from the last run that passed;
-    raise ``GateFailed`` so the sync never runs. ``approve_drift`` lets a run whose only
-    failures are drift beyond the bounds through (an intended ruleset change)."""
+    raise ``GateFailed`` so the sync never runs. The whole set is checked (counts, keys, every
+    model scoring every lead, drift), and row by row the scores the date's build changed
+    (every score with ``full_check``). ``approve_drift`` lets a run whose only failures are
+    drift beyond the bounds through (an intended ruleset change)."""
     settings = settings or QualitySettings.from_env()
     crm = sync_target_from_env()
     with connect(warehouse, autocommit=True) as conn:
         ensure_quality_schema(conn)
         baseline = baseline_as_of(conn, as_of)
         ledger = baseline is None and ledger_baseline(conn, crm)
-        create_score_views(conn, as_of, baseline, ledger_crm=crm if ledger else None)
+        create_score_views(
+            conn, as_of, baseline, ledger_crm=crm if ledger else None, full=full_check
+        )
     log.info(
-        "score gate: scores as of %s; drift against %s",
+        "score gate: scores as of %s (row checks on %s); drift against %s",
         as_of.isoformat(),
+        "every score" if full_check else "the scores this date's build changed",
         baseline.isoformat()
         if baseline
         else f"what {crm} was last sent (no earlier day passed; the sync ledger)"

@@ -203,10 +203,13 @@ def create_score_views(
     baseline: date | None,
     *,
     ledger_crm: str | None = None,
+    full: bool = False,
 ) -> None:
-    """(Re)create the score gate's views for ``as_of``. The drift view compares with the
-    scores of the ``baseline`` day; without one, with what the sync ledger says ``ledger_crm``
-    was last sent; without either (a first run) it is empty."""
+    """(Re)create the score gate's views for ``as_of``: ``scores`` (every score as of the
+    date, for the checks of the whole set), ``changed_scores`` (the versions the date's build
+    opened, for the checks row by row; every score when ``full``) and ``score_drift``. The
+    drift view compares with the scores of the ``baseline`` day; without one, with what the
+    sync ledger says ``ledger_crm`` was last sent; without either (a first run) it is empty."""
     if baseline is not None:
         # the versions that were current on the baseline day
         baseline_scores = sql.SQL(
@@ -302,8 +305,13 @@ def create_score_views(
         where {has_baseline}
         """
     )
+    # A score the date's build did not change was checked when it was written.
+    changed = sql.SQL(
+        "select * from ({scores}) as scores where {full} or scores.as_of_date = {as_of}::date"
+    )
+    names["full"] = sql.SQL("true" if full else "false")
     names["scores"] = scores.format(**names)
-    _replace_views(conn, {"scores": scores, "score_drift": drift}, names)
+    _replace_views(conn, {"scores": scores, "changed_scores": changed, "score_drift": drift}, names)
 
 
 def prepare_views(warehouse: WarehouseConfig) -> None:
