@@ -40,13 +40,15 @@
 
 {#-
     The actors a state model recomputes: on an incremental run, those with rollup rows loaded
-    since its newest; `rollups` is the rollup's import. Their rows are all recomputed (a late
-    event can fall into any window), and replace the actor's rows whole.
+    since its newest. `rollup` is the rollup's relation itself, not the model's import CTE: a
+    CTE read twice is materialized, and PostgreSQL then found these actors by scanning every
+    rollup row of it (spilled to disk) instead of through the load-time index. Their rows are
+    all recomputed (a late event can fall into any window), and replace the actor's rows whole.
 -#}
-{% macro touched_actors(rollups) -%}
-    select distinct {{ rollups }}.actor_id
-    from {{ rollups }}
-    where {{ rollups }}.last_loaded_at > {{ state_loaded_after() }}
+{% macro touched_actors(rollup) -%}
+    select distinct loaded.actor_id
+    from {{ rollup }} as loaded
+    where loaded.last_loaded_at > {{ state_loaded_after() }}
 {%- endmacro %}
 
 {#-

@@ -25,7 +25,7 @@ rollups as (
 
 touched as (
 
-    {{ touched_actors('rollups') }}
+    {{ touched_actors(ref('int_activities__rolled_up_daily')) }}
 
 ),
 

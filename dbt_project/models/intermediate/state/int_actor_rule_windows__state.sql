@@ -49,7 +49,7 @@ matched as (
 
 touched as (
 
-    {{ touched_actors('rollups') }}
+    {{ touched_actors(ref('int_activities__rolled_up_daily')) }}
 
 ),
 
