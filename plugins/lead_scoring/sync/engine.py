@@ -726,13 +726,16 @@ def _land(conn: psycopg.Connection[Any], changes: list[Change], crm: str) -> Non
     """The batch's answer is recorded: it is no longer in flight."""
     if not changes:
         return
-    arrays = _as_arrays(changes)
     conn.execute(
         f"delete from {OPS}.crm_sync_in_flight as flying using "
         "unnest(%(leads)s::text[], %(models)s::text[]) as landed (lead_id, scoring_model_id) "
         "where flying.crm = %(crm)s and flying.lead_id = landed.lead_id "
         "and flying.scoring_model_id = landed.scoring_model_id",
-        {"crm": crm, "leads": arrays["leads"], "models": arrays["models"]},
+        {
+            "crm": crm,
+            "leads": [c.lead_id for c in changes],
+            "models": [c.scoring_model_id for c in changes],
+        },
     )
 
 
