@@ -255,7 +255,6 @@ def dag_cycle(
 
         # as if the first run was days ago, as the stage runs do before their daily builds
         age_history(warehouse)
-        # measured after the aging, whose updates leave dead rows behind (not the run's growth)
         result["size_before_dag_daily"] = sizes(warehouse)
         next_day = first_day + timedelta(days=1)
         web, email = add_new_events(
