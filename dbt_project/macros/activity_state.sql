@@ -22,42 +22,42 @@
 {%- endmacro %}
 
 {#-
-    The newest load a state model has seen, as a literal read before its build (a bound the
-    planner knows reaches the rollup through its load-time index), minus the rollup's
-    look-back for loads that committed while the previous build ran.
+    The newest rollup change a state model has seen, as a literal read before its build (a
+    bound the planner knows reaches the rollup through its `changed_at` index). The rollup
+    stamps a row only when its counts change, and a build runs its nodes in order, so the
+    rows changed since are exactly what the state has not yet counted: no look-back.
 -#}
-{% macro state_loaded_after() -%}
-    {%- set loaded_after = '-infinity' -%}
+{% macro state_changed_after() -%}
+    {%- set changed_after = '-infinity' -%}
     {%- if is_incremental() and execute -%}
         {%- set newest = run_query(
-            "select coalesce(cast(max(last_loaded_at) - interval '"
-            ~ var('rollup_lookback_minutes') ~ " minutes' as text), '-infinity') from " ~ this
+            "select coalesce(cast(max(changed_at) as text), '-infinity') from " ~ this
         ) -%}
-        {%- set loaded_after = newest.columns[0].values()[0] -%}
+        {%- set changed_after = newest.columns[0].values()[0] -%}
     {%- endif -%}
-    cast('{{ loaded_after }}' as timestamptz)
+    cast('{{ changed_after }}' as timestamptz)
 {%- endmacro %}
 
 {#-
-    The actors a state model recomputes: on an incremental run, those with rollup rows loaded
+    The actors a state model recomputes: on an incremental run, those with rollup rows changed
     since its newest. `rollup` is the rollup's relation itself, not the model's import CTE: a
     CTE read twice is materialized, and PostgreSQL then found these actors by scanning every
-    rollup row of it (spilled to disk) instead of through the load-time index. Their rows are
+    rollup row of it (spilled to disk) instead of through the `changed_at` index. Their rows are
     all recomputed (a late event can fall into any window), and replace the actor's rows whole.
 -#}
 {% macro touched_actors(rollup) -%}
     select distinct loaded.actor_id
     from {{ rollup }} as loaded
-    where loaded.last_loaded_at > {{ state_loaded_after() }}
+    where loaded.changed_at > {{ state_changed_after() }}
 {%- endmacro %}
 
 {#-
-    Per actor and activity kind: first and last day, activity count and newest load. Emails
+    Per actor and activity kind: first and last day, activity count and newest change. Emails
     delivered after the actor's last open or click keep their day (`unopened_on`), which is
     what unopened-email decay counts: a lead's last open is the latest of its actors', and an
     actor's deliveries after that are among those after its own last open.
     `rows` has actor_id, activity_kind_id, activity_type, activity_date, activity_count and
-    last_loaded_at.
+    changed_at.
 -#}
 {% macro actor_kind_totals(rows) -%}
     select
@@ -67,7 +67,7 @@
         min(dated.activity_date) as first_activity_date,
         max(dated.activity_date) as last_activity_date,
         cast(sum(dated.activity_count) as integer) as activity_count,
-        max(dated.last_loaded_at) as last_loaded_at
+        max(dated.changed_at) as changed_at
     from (
         select
             {{ rows }}.*,
@@ -152,7 +152,7 @@
     A behavioural rule's cap windows per actor: windows are fixed, Monday-aligned blocks of
     the rule's cap_window_days (none = one window over all history), so a closed window
     never changes. `rows` has actor_id, activity_kind_id, activity_date, activity_count,
-    sample_activity_id and last_loaded_at; `matched` is rule_kinds(); `where` narrows the
+    sample_activity_id and changed_at; `matched` is rule_kinds(); `where` narrows the
     joined rows.
 -#}
 {% macro actor_rule_windows(rows, matched, where='true') -%}
@@ -166,7 +166,7 @@
         max(windowed.activity_date) as last_activity_date,
         min(windowed.sample_activity_id) as sample_activity_id,
         cast(sum(windowed.activity_count) as integer) as activity_count,
-        max(windowed.last_loaded_at) as last_loaded_at
+        max(windowed.changed_at) as changed_at
     from (
         select
             {{ rows }}.actor_id,
@@ -186,7 +186,7 @@
             {{ rows }}.activity_date,
             {{ rows }}.activity_count,
             {{ rows }}.sample_activity_id,
-            {{ rows }}.last_loaded_at
+            {{ rows }}.changed_at
         from {{ rows }}
         inner join {{ matched }}
             on {{ rows }}.activity_kind_id = {{ matched }}.activity_kind_id

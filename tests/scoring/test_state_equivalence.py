@@ -87,8 +87,8 @@ def load_through(warehouse: WarehouseConfig, day: date, *, hold: str = "false") 
     """Load the held rows of every day up to ``day``, except those ``hold`` selects (a SQL
     condition on the held row ``h``, where ``{col}`` is the table's time column), as the next
     morning's extraction would: stamped one hour after the day ended, so each day's load is
-    far apart from the last (the state and the rollup take rows loaded since their newest,
-    less an hour's look-back). Returns how many rows it loaded."""
+    far apart from the last (the rollup takes rows loaded since its newest, less an hour's
+    look-back). Returns how many rows it loaded."""
     loaded_at = f"{(day + timedelta(days=1)).isoformat()}T01:00:00Z"
     loaded = 0
     with connect(warehouse) as conn:
@@ -185,6 +185,28 @@ def incremental(warehouse: WarehouseConfig, target: Path, as_of: date, project: 
     done = build_as_of(warehouse, target, as_of, project=project)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     return done.stdout
+
+
+def recomputed_actors(target: Path) -> int:
+    """How many actors the last build's activity state recomputed (the rows it inserted)."""
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    (state,) = [
+        r for r in results if r["unique_id"] == "model.lead_scoring.int_activity_actors__state"
+    ]
+    return int(state["adapter_response"]["rows_affected"])
+
+
+def actors_loaded(warehouse: WarehouseConfig, day: date) -> int:
+    """The actors with rows in ``load_through(day)``'s load (its stamp, see there)."""
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        row = conn.execute(
+            "select count(distinct actor_id) "
+            "from lead_scoring_intermediate.int_activities__rolled_up_daily "
+            "where last_loaded_at = %s",
+            (f"{(day + timedelta(days=1)).isoformat()}T01:00:00Z",),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def rebuilt(
@@ -309,6 +331,9 @@ def test_incremental_runs_score_exactly_as_a_full_rebuild(
         output = incremental(warehouse, target, as_of, project)
         if parsed_before:
             assert "Unable to do partial parsing" not in output, f"day {number} re-parsed"
+        # the state recomputes exactly the actors this load brought rows for: none on a day
+        # without events, not those of the day before again
+        assert recomputed_actors(target) == actors_loaded(warehouse, as_of), f"day {number}"
         got = rows(warehouse, "lead_scoring", as_of)
         changed = changed_today(warehouse)
         assert changed, f"day {number}: no score changed"

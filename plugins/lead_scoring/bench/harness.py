@@ -389,9 +389,10 @@ def newest_event_day(warehouse: WarehouseConfig) -> date:
 def age_history(warehouse: WarehouseConfig) -> None:
     """Date the loaded history back, as if loaded days ago: in a scheduled warehouse the
     history is not what the last hour loaded. Every load stamp moves, in the raw tables and
-    in what dbt built from them (the rollup's and the activity state's ``last_loaded_at``):
-    moved in the raw tables only, the state would still see the history's load as newer than
-    its look-back and recompute every actor on the next run."""
+    in what dbt built from them (the rollup's ``last_loaded_at``): the data tests scoped to
+    the recent loads, and the rollup's look-back, then see only the new rows, as they would
+    in production. (The activity state reads the rollup's ``changed_at``, a build stamp, not a
+    load stamp: it needs no aging.)"""
     from psycopg import sql
 
     from lead_scoring.warehouse import connect

@@ -7,6 +7,7 @@
         indexes=[
             {'columns': ['activity_date']},
             {'columns': ['last_loaded_at']},
+            {'columns': ['changed_at']},
             {'columns': ['actor_id']},
         ],
     )
@@ -17,6 +18,9 @@
 -- Incremental by day: a run recomputes, from the sources, every day that received rows
 -- loaded since the last run (minus a look-back for loads that committed late) and replaces
 -- those days whole. Late events, replays and interval re-loads therefore land exactly once.
+-- A row re-counted to the same facts keeps its `changed_at`: the activity state reads the
+-- rows changed since its own newest, so it recomputes only the actors whose counts moved
+-- (not those the look-back re-read).
 -- The rollup holds facts only (no rules, no identities), so it stays valid when the ruleset
 -- or the stitching changes; `dbt build --full-refresh` rebuilds it from scratch.
 
@@ -89,7 +93,7 @@ to_roll_up as (
 
 ),
 
-final as (
+rolled_up as (
 
     select
         md5(
@@ -127,6 +131,54 @@ final as (
         to_roll_up.activity_date,
         to_roll_up.activity_type,
         to_roll_up.page_path
+
+),
+
+{% if is_incremental() %}
+
+-- The touched days' rows as the last run left them, to tell which rows changed.
+previous as (
+
+    select
+        this_rollup.rollup_id,
+        this_rollup.activity_count,
+        this_rollup.sample_activity_id,
+        this_rollup.first_occurred_at,
+        this_rollup.last_occurred_at,
+        this_rollup.changed_at
+    from {{ this }} as this_rollup
+    where
+        this_rollup.activity_date >= cast('{{ first_touched_day }}' as date)
+        and this_rollup.activity_date in (
+            select touched_days.activity_date from touched_days
+        )
+
+),
+
+{% endif %}
+
+final as (
+
+    select
+        rolled_up.*,
+        {% if is_incremental() %}
+            case
+                when
+                    previous.activity_count = rolled_up.activity_count
+                    and previous.sample_activity_id = rolled_up.sample_activity_id
+                    and previous.first_occurred_at = rolled_up.first_occurred_at
+                    and previous.last_occurred_at = rolled_up.last_occurred_at
+                    then previous.changed_at
+                else now()
+            end as changed_at
+        {% else %}
+            now() as changed_at
+        {% endif %}
+    from rolled_up
+    {% if is_incremental() %}
+        left join previous
+            on rolled_up.rollup_id = previous.rollup_id
+    {% endif %}
 
 )
 

@@ -38,7 +38,7 @@ replayed_rows as (
         rollups.activity_type,
         rollups.activity_date,
         rollups.activity_count,
-        rollups.last_loaded_at
+        rollups.changed_at
     from rollups
     where
         rollups.actor_id in (

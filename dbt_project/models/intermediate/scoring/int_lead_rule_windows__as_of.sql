@@ -50,7 +50,7 @@ replayed_rows as (
         rollups.activity_date,
         rollups.activity_count,
         rollups.sample_activity_id,
-        rollups.last_loaded_at
+        rollups.changed_at
     from rollups
     where
         rollups.actor_id in (

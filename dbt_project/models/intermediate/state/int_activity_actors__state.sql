@@ -4,14 +4,14 @@
         incremental_strategy='delete+insert',
         unique_key='actor_id',
         on_schema_change='fail',
-        indexes=[{'columns': ['actor_id'], 'unique': true}, {'columns': ['last_loaded_at']}],
+        indexes=[{'columns': ['actor_id'], 'unique': true}, {'columns': ['changed_at']}],
     )
 }}
 -- Every actor in the activity (a Segment user / anonymous id pair, or an email recipient):
--- its ids, its first and last day of activity and its newest load. The as-of models tie
+-- its ids, its first and last day of activity and its newest change. The as-of models tie
 -- actors to leads through these ids and replay, from the rollup, the few actors with
--- activity after the as-of date. Incremental: a run recomputes the actors with rows loaded
--- since the newest it has seen.
+-- activity after the as-of date. Incremental: a run recomputes the actors with rollup rows
+-- changed since the newest it has seen.
 
 with
 
@@ -41,7 +41,7 @@ final as (
         rollups.email,
         min(rollups.activity_date) as first_activity_date,
         max(rollups.activity_date) as last_activity_date,
-        max(rollups.last_loaded_at) as last_loaded_at
+        max(rollups.changed_at) as changed_at
     from rollups
     {% if is_incremental() %}
         where rollups.actor_id in (select touched.actor_id from touched)

@@ -4,14 +4,14 @@
         incremental_strategy='delete+insert',
         unique_key='actor_id',
         on_schema_change='fail',
-        indexes=[{'columns': ['actor_id']}, {'columns': ['last_loaded_at']}],
+        indexes=[{'columns': ['actor_id']}, {'columns': ['changed_at']}],
     )
 }}
 -- Per actor and activity kind (a type and a page): first and last day, count and newest
--- load; emails delivered since the actor's last open keep their day (`unopened_on`). This
+-- change; emails delivered since the actor's last open keep their day (`unopened_on`). This
 -- is what decay, the SQL decision signal and the lead profile read, instead of every day of
--- activity. Incremental: a run recomputes the actors with rows loaded since the newest it
--- has seen, from all their rows, and replaces their rows whole.
+-- activity. Incremental: a run recomputes the actors with rollup rows changed since the
+-- newest it has seen, from all their rows, and replaces their rows whole.
 
 with
 
@@ -39,7 +39,7 @@ actor_rows as (
         rollups.activity_type,
         rollups.activity_date,
         rollups.activity_count,
-        rollups.last_loaded_at
+        rollups.changed_at
     from rollups
     {% if is_incremental() %}
         where rollups.actor_id in (select touched.actor_id from touched)

@@ -7,7 +7,7 @@
         indexes=[
             {'columns': ['actor_id']},
             {'columns': ['scoring_model_id', 'rule_id', 'rule_hash']},
-            {'columns': ['last_loaded_at']},
+            {'columns': ['changed_at']},
         ],
         post_hook="{{ delete_stale_rule_windows() }}",
     )
@@ -15,9 +15,10 @@
 -- Per actor, scoring model, behavioural rule and cap window: the window's first and last
 -- day, activity count and a sample activity, for every window ever (a closed window never
 -- changes). The behavioural lines cap and decay these at the as-of date.
--- Incremental: a run recounts the actors with rows loaded since the newest it has seen (all
--- their windows of every rule), and every actor for a rule whose hash is new (an edited
--- rule, or an edited channel mapping); rows of rules that changed or went are deleted after.
+-- Incremental: a run recounts the actors with rollup rows changed since the newest it has
+-- seen (all their windows of every rule), and every actor for a rule whose hash is new (an
+-- edited rule, or an edited channel mapping); rows of rules that changed or went are deleted
+-- after.
 
 with
 
@@ -81,7 +82,7 @@ actor_rows as (
         rollups.activity_date,
         rollups.activity_count,
         rollups.sample_activity_id,
-        rollups.last_loaded_at
+        rollups.changed_at
     from rollups
     {% if is_incremental() %}
         where
