@@ -1,6 +1,7 @@
 """The whole DAG, timed: ``airflow dags test`` of the real ``lead_scoring`` DAG (every task, in
 one process, as the demo runs it), on an emptied warehouse and a fresh Airflow database, then
-once more after 1% new events arrived *through the sources*:
+twice more after 1% new events arrived each time *through the sources* (the second is measured:
+the first re-reads every contact, which the full run's sync had just written):
 
 - web events: a new Segment export file beside the dataset's (copies of the events of 1% of
   past actor-days, moved onto the next day, new message ids); the dataset's own files are
@@ -204,7 +205,8 @@ def dag_cycle(
     rate_limit: int,
     work: Path,
 ) -> dict[str, Any]:
-    """Two DAG runs (full, then after 1% new events) on an emptied warehouse."""
+    """Three DAG runs on an emptied warehouse: full, then twice after 1% new events (the
+    second measured, see below)."""
     from lead_scoring.runtime.dbt_tools import parse_project
     from lead_scoring.runtime.environment import child_environment, job_environment
 
@@ -253,23 +255,30 @@ def dag_cycle(
         result["size_after_dag_full"] = sizes(warehouse)
         _say(f"    {done['tasks']} tasks in {wall:.1f} s ({done['overhead_share']:.0%} overhead)")
 
-        # as if the first run was days ago, as the stage runs do before their daily builds
-        age_history(warehouse)
-        result["size_before_dag_daily"] = sizes(warehouse)
-        next_day = first_day + timedelta(days=1)
-        web, email = add_new_events(
-            warehouse, day=next_day, export=export, crm_url=url, token=token
-        )
-        since = datetime.now(UTC) - datetime.combine(next_day, datetime.min.time(), UTC)
-        env["LEAD_SCORING_EXTRACT_OVERLAP_MINUTES"] = str(int(since.total_seconds() // 60) + 10)
-        _say(f"  {web:,} web and {email:,} email events new (1%); DAG run as of {next_day}")
-        before = write_calls(url, token)
-        wall = run_dag(env, next_day, logs / "dag_daily.log", conf)
-        done = result["dag_daily"] = _figures(wall, task_times(metadata))
-        done["added"] = web + email
-        done["write_calls"] = write_calls(url, token)[0] - before[0]
-        result["size_after_dag_daily"] = sizes(warehouse)
-        _say(f"    {done['tasks']} tasks in {wall:.1f} s ({done['overhead_share']:.0%} overhead)")
+        # Two runs after 1% new events each. The first (the warm-up) follows the full run,
+        # whose sync wrote every contact: that moved every contact's lastmodifieddate (as
+        # HubSpot does), so its extract re-reads them all. The second follows a regular run
+        # whose sync wrote only the changed scores: the steady state, the one measured.
+        for day, name in ((1, "dag_warmup"), (2, "dag_daily")):
+            # as if the run before was days ago, as the stage runs do before their daily builds
+            age_history(warehouse)
+            result[f"size_before_{name}"] = sizes(warehouse)
+            next_day = first_day + timedelta(days=day)
+            web, email = add_new_events(
+                warehouse, day=next_day, export=export, crm_url=url, token=token
+            )
+            since = datetime.now(UTC) - datetime.combine(next_day, datetime.min.time(), UTC)
+            env["LEAD_SCORING_EXTRACT_OVERLAP_MINUTES"] = str(int(since.total_seconds() // 60) + 10)
+            _say(f"  {web:,} web and {email:,} email events new (1%); DAG run as of {next_day}")
+            before = write_calls(url, token)
+            wall = run_dag(env, next_day, logs / f"{name}.log", conf)
+            done = result[name] = _figures(wall, task_times(metadata))
+            done["added"] = web + email
+            done["write_calls"] = write_calls(url, token)[0] - before[0]
+            result[f"size_after_{name}"] = sizes(warehouse)
+            _say(
+                f"    {done['tasks']} tasks in {wall:.1f} s ({done['overhead_share']:.0%} overhead)"
+            )
     return result
 
 
@@ -332,6 +341,15 @@ def dag_section(data: Dataset, result: dict[str, Any], *, command: str) -> tuple
         f"{daily['write_calls']:,} (after 1%). Slowest tasks after 1%: "
         + ", ".join(f"`{name}` {seconds}" for name, seconds in daily["slowest_tasks"])
         + f". The warehouse grew by {growth / 2**20:,.0f} MB in the run after 1%.",
-        "",
     ]
+    warmup = result.get("dag_warmup")
+    if warmup:
+        lines[-1] += (
+            f" The measured run after 1% is the second: the first ({warmup['wall_seconds']:,.1f}"
+            f" s, `extract_contacts` "
+            f"{dict(warmup['slowest_tasks']).get('extract_contacts', 0.0):,.1f} s, "
+            f"{warmup['write_calls']:,} write requests) followed the full run, whose sync wrote "
+            "every contact, so it re-read every contact from the CRM."
+        )
+    lines.append("")
     return heading, "\n".join(lines)
