@@ -22,12 +22,13 @@
 {%- endmacro %}
 
 {#-
-    The newest rollup change a state model has seen, as a literal read before its build (a
-    bound the planner knows reaches the rollup through its `changed_at` index). The rollup
-    stamps a row only when its counts change, and a build runs its nodes in order, so the
-    rows changed since are exactly what the state has not yet counted: no look-back.
+    The newest rollup change a model built on the rollup (the state, the kinds seen) has
+    seen, as a literal read before its build (a bound the planner knows reaches the rollup
+    through its `changed_at` index). The rollup stamps a row only when its counts change, and
+    a build runs its nodes in order, so the rows changed since are exactly what the model has
+    not yet counted: no look-back.
 -#}
-{% macro state_changed_after() -%}
+{% macro rollup_changed_after() -%}
     {%- set changed_after = '-infinity' -%}
     {%- if is_incremental() and execute -%}
         {%- set newest = run_query(
@@ -48,7 +49,7 @@
 {% macro touched_actors(rollup) -%}
     select distinct loaded.actor_id
     from {{ rollup }} as loaded
-    where loaded.changed_at > {{ state_changed_after() }}
+    where loaded.changed_at > {{ rollup_changed_after() }}
 {%- endmacro %}
 
 {#-

@@ -388,11 +388,11 @@ def newest_event_day(warehouse: WarehouseConfig) -> date:
 
 def age_history(warehouse: WarehouseConfig) -> None:
     """Date the loaded history back, as if loaded days ago: in a scheduled warehouse the
-    history is not what the last hour loaded. Every load stamp moves, in the raw tables and
-    in what dbt built from them (the rollup's ``last_loaded_at``): the data tests scoped to
-    the recent loads, and the rollup's look-back, then see only the new rows, as they would
-    in production. (The activity state reads the rollup's ``changed_at``, a build stamp, not a
-    load stamp: it needs no aging.)"""
+    history is not what the last hour loaded, nor what the last build changed. Every load
+    stamp moves, in the raw tables and in what dbt built from them (the rollup's
+    ``last_loaded_at``), and so does every build stamp (``changed_at`` of the rollup, the
+    activity state and the kinds seen, which keep their order): the data tests scoped to the
+    recent rows, and the rollup's look-back, then see only the new rows, as in production."""
     from psycopg import sql
 
     from lead_scoring.warehouse import connect
@@ -404,7 +404,9 @@ def age_history(warehouse: WarehouseConfig) -> None:
             "join information_schema.tables as t "
             "on t.table_schema = c.table_schema and t.table_name = c.table_name "
             "where t.table_type = 'BASE TABLE' "
-            "and c.column_name in ('loaded_at', 'last_loaded_at') "
+            "and (c.column_name in ('loaded_at', 'last_loaded_at') "
+            # a build stamp in dbt's models; raw_crm's changed_at is when HubSpot changed a value
+            "or c.column_name = 'changed_at' and c.table_schema like '%intermediate') "
             "and c.table_schema not in ('pg_catalog', 'information_schema') "
             "order by 1, 2, 3"
         ).fetchall()

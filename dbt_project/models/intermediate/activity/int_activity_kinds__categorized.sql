@@ -3,14 +3,15 @@
 
 -- What each kind of activity means: its channel, funnel stage (awareness / consideration /
 -- decision), page category and product line, and whether it is engagement by the lead (a
--- delivered or bounced email is not). One row per activity type and page path seen, so the
--- page patterns are matched once per path, not once per event.
+-- delivered or bounced email is not). One row per activity type and page path seen
+-- (int_activity_kinds__seen), so the page patterns are matched once per path, not once per
+-- event; rebuilt each run, so an edited seed applies to every kind.
 
 with
 
-rollups as (
+kinds as (
 
-    select * from {{ ref('int_activities__rolled_up_daily') }}
+    select * from {{ ref('int_activity_kinds__seen') }}
 
 ),
 
@@ -23,20 +24,6 @@ activity_types as (
 page_categories as (
 
     select * from {{ ref('page_categories') }}
-
-),
-
-kinds as (
-
-    select distinct on (rollups.activity_type, rollups.page_path)
-        rollups.source_system,
-        rollups.activity_type,
-        rollups.page_path
-    from rollups
-    order by
-        rollups.activity_type asc,
-        rollups.page_path asc,
-        rollups.source_system asc
 
 ),
 
