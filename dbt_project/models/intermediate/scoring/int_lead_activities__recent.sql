@@ -35,6 +35,7 @@ final as (
         daily.funnel_stage,
         daily.is_engagement,
         daily.activity_count,
+        daily.last_loaded_at,
         {{ as_of_date() }} - daily.activity_date as age_days
     from daily
     where
