@@ -83,13 +83,18 @@ def held_portal(warehouse: WarehouseConfig, tmp_path: Path) -> WarehouseConfig:
     return warehouse
 
 
+def load_stamp(day: date) -> str:
+    """When ``load_through(day)`` says its rows were loaded: an hour after the day ended."""
+    return f"{(day + timedelta(days=1)).isoformat()}T01:00:00Z"
+
+
 def load_through(warehouse: WarehouseConfig, day: date, *, hold: str = "false") -> int:
     """Load the held rows of every day up to ``day``, except those ``hold`` selects (a SQL
     condition on the held row ``h``, where ``{col}`` is the table's time column), as the next
     morning's extraction would: stamped one hour after the day ended, so each day's load is
     far apart from the last (the rollup takes rows loaded since its newest, less an hour's
     look-back). Returns how many rows it loaded."""
-    loaded_at = f"{(day + timedelta(days=1)).isoformat()}T01:00:00Z"
+    loaded_at = load_stamp(day)
     loaded = 0
     with connect(warehouse) as conn:
         for table, happened in RAW.items():
@@ -197,13 +202,13 @@ def recomputed_actors(target: Path) -> int:
 
 
 def actors_loaded(warehouse: WarehouseConfig, day: date) -> int:
-    """The actors with rows in ``load_through(day)``'s load (its stamp, see there)."""
+    """The actors with rows in ``load_through(day)``'s load."""
     with psycopg.connect(warehouse.conninfo()) as conn:
         row = conn.execute(
             "select count(distinct actor_id) "
             "from lead_scoring_intermediate.int_activities__rolled_up_daily "
             "where last_loaded_at = %s",
-            (f"{(day + timedelta(days=1)).isoformat()}T01:00:00Z",),
+            (load_stamp(day),),
         ).fetchone()
     assert row is not None
     return int(row[0])
