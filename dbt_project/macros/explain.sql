@@ -97,6 +97,8 @@
             cast(coalesce(p_as_of, cast(now() at time zone 'utc' as date)) as text),
             true
         );
+        -- every lead, not only those a build would project again (macros/projection.sql)
+        perform set_config('lead_scoring.project_all', 'on', true);
         return query execute $lines$
             with {{ ctes | join(',\n') }}
             select * from {{ assembled.name }}

@@ -214,6 +214,18 @@ def actors_loaded(warehouse: WarehouseConfig, day: date) -> int:
     return int(row[0])
 
 
+def reprojected(warehouse: WarehouseConfig) -> dict[str, int]:
+    """How many leads the last build projected again, per reason (int_leads__reprojected)."""
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        return {
+            str(reason): int(count)
+            for reason, count in conn.execute(
+                "select reason, count(*) "
+                "from lead_scoring_intermediate.int_leads__reprojected group by reason"
+            )
+        }
+
+
 def rebuilt(
     warehouse: WarehouseConfig,
     target: Path,
@@ -319,6 +331,12 @@ def test_incremental_runs_score_exactly_as_a_full_rebuild(
         (5, edited, "new events and late events of day 4"),
     ]
     qualified: dict[tuple[str, str], dict[str, date]] = {}
+    with psycopg.connect(warehouse.conninfo()) as conn:
+        counted_leads = conn.execute(
+            "select count(distinct contact_id) from raw_crm.contacts"
+        ).fetchone()
+    assert counted_leads is not None
+    leads = int(counted_leads[0])
     lines: dict[int, list[tuple[Any, ...]]] = {}
     day2: dict[str, list[Any]] = {}
     for number, project, story in steps:
@@ -339,6 +357,15 @@ def test_incremental_runs_score_exactly_as_a_full_rebuild(
         # the state recomputes exactly the actors this load brought rows for: none on a day
         # without events, not those of the day before again
         assert recomputed_actors(target) == actors_loaded(warehouse, as_of), f"day {number}"
+        # the projections: every lead on the first day and after the rules edit; then only
+        # the leads with new activity or a change due by the date (decay alone on day 3)
+        why = reprojected(warehouse)
+        if number in (1, 4):
+            assert set(why) == {"first" if number == 1 else "rules"}, f"day {number}: {why}"
+        else:
+            assert 0 < sum(why.values()) < leads, f"day {number}: {why} of {leads} leads"
+            assert ("activity" in why) == (number != 3), f"day {number}: {why}"
+            assert set(why) <= {"activity", "time", "lead", "new"}, f"day {number}: {why}"
         got = rows(warehouse, "lead_scoring", as_of)
         changed = changed_today(warehouse)
         assert changed, f"day {number}: no score changed"

@@ -1,18 +1,13 @@
 -- The lead activity of the last days before the as-of date, as long as the longest
 -- engagement-bonus look-back: activity on or before the as-of date, tied to the lead by
--- then, of leads that exist then. The bonuses count channels and weeks in it.
+-- then, of leads that exist then and that this build projects (int_leads__reprojected). The
+-- bonuses count channels and weeks in it.
 
 with
 
 daily as (
 
     select * from {{ ref('int_lead_activities__daily') }}
-
-),
-
-leads as (
-
-    select * from {{ ref('int_leads__resolved_as_of') }}
 
 ),
 
@@ -44,7 +39,7 @@ final as (
             select coalesce(max(bonus_rules.window_days), 0) from bonus_rules
         )
         and daily.known_date <= {{ as_of_date() }}
-        and daily.lead_id in (select leads.lead_id from leads)
+        and {{ is_reprojected('daily.lead_id') }}
 
 )
 

@@ -1,14 +1,25 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['lead_id']}],
+        pre_hook=["{{ delete_reprojected() }}"],
+    )
+}}
 -- Each lead's activity at the as-of date per activity kind (a type and a page): first and
 -- last day, count, and the days of emails delivered since the last open. What decay, the
 -- SQL decision signal and the lead profile read. From the actors' state, except actors with
 -- activity after the as-of date, whose rows up to it are replayed from the rollup.
+-- Incremental: a build writes the leads it projects (int_leads__reprojected); every other
+-- lead's rows are the same at this as-of date (macros/projection.sql).
 
 with
 
 lead_actors as (
 
     select * from {{ ref('int_lead_actors__as_of') }}
+    where {{ is_reprojected('lead_id') }}
 
 ),
 

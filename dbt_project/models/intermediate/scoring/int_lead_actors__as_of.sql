@@ -3,7 +3,8 @@
 -- then and tied to the lead by then (an anonymous visitor counts from the moment they
 -- identified). `is_replayed`: the actor also has activity after the as-of date, so its
 -- state (which holds all of it) is not used; its rows up to that date are read again.
--- In a run scored as of today that is none, or a handful with clocks ahead.
+-- In a run scored as of today that is none, or a handful with clocks ahead. Every lead's
+-- actors: int_leads__reprojected compares them with those of the lead's last projection.
 
 with
 
@@ -31,7 +32,8 @@ final as (
     select
         stitched.actor_id,
         stitched.lead_id,
-        stitched.last_activity_date > {{ as_of_date() }} as is_replayed
+        stitched.last_activity_date > {{ as_of_date() }} as is_replayed,
+        stitched.last_activity_date
     from stitched
     where
         stitched.lead_id in (select leads.lead_id from leads)

@@ -9,6 +9,7 @@ with
 lead_actors as (
 
     select * from {{ ref('int_lead_actors__as_of') }}
+    where {{ is_reprojected('lead_id') }}
 
 ),
 

@@ -1,6 +1,7 @@
 {{ config(materialized='table') }}
 {%- set current = built_relation('fct_lead_scores', 'score_hash') -%}
 {%- set history = built_relation('lead_score_history', 'score_hash') -%}
+-- depends_on: {{ ref('int_lead_projections') }}
 -- What this build changes in the score versions, one row per lead x scoring model that
 -- changes (a few percent of them on a usual day): `new_version` (the score differs from the
 -- current one, or the lead is new), `dropped` (the lead is no longer scored), `restored` (an

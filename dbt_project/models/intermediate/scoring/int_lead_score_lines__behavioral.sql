@@ -4,7 +4,9 @@
 -- the as-of date moves on; no window length = one window over all history). Positive
 -- behavioural points then lose weight with age when the model has a half-life decay rule:
 -- decay_points = -round(points_after_caps * (1 - 0.5 ^ (days since the window's last
--- activity / half-life))). Negative points never decay.
+-- activity / half-life))). Negative points never decay. `changes_on`: the first day the
+-- decay may take one point more. The leads this build projects only (int_leads__reprojected,
+-- through the rule windows).
 
 with
 
@@ -129,7 +131,32 @@ final as (
         cast(scored.raw_points as integer) as raw_points,
         cast(scored.points_after_caps as integer) as points_after_caps,
         scored.decay_points,
-        cast(scored.points_after_caps + scored.decay_points as integer) as points
+        cast(scored.points_after_caps + scored.decay_points as integer) as points,
+        -- the first day the half-life decay may round to one point more: when
+        -- P * (1 - 0.5 ^ (age / h)) reaches |decay_points| + 0.5 (P = points_after_caps),
+        -- rounded down to a whole day, and after the as-of date (the step is not there yet);
+        -- none once it is all of P
+        case
+            when
+                scored.half_life_days is not null
+                and scored.component = 'behavioral'
+                and scored.points_per_activity > 0
+                and scored.points_after_caps > 0
+                and -scored.decay_points + 0.5 < scored.points_after_caps
+                then greatest(
+                        scored.last_activity_date + cast(
+                            floor(
+                                scored.half_life_days
+                                * ln(
+                                    1 - (-scored.decay_points + 0.5)
+                                    / cast(scored.points_after_caps as double precision)
+                                )
+                                / ln(0.5)
+                            ) as integer
+                        ),
+                        {{ as_of_date() }} + 1
+                    )
+        end as changes_on
     from scored
 
 )

@@ -1,7 +1,8 @@
 -- Repeat and multi-channel engagement bonuses: one line per lead, scoring model and bonus
 -- rule that pays. Within the rule's look-back window (ending on the as-of date) the rule
 -- counts distinct channels (multi_channel) or distinct active weeks (repeat_engagement) of
--- engagement; every count from min_count on earns `points`, up to `max_points`.
+-- engagement; every count from min_count on earns `points`, up to `max_points`. The window
+-- moves with the as-of date; `changes_on` is the first day an activity leaves it.
 
 with
 
@@ -30,7 +31,8 @@ counts as (
             when 'multi_channel' then count(distinct activities.channel)
             when 'repeat_engagement'
                 then count(distinct date_trunc('week', activities.activity_date))
-        end as engagement_count
+        end as engagement_count,
+        min(activities.activity_date) as oldest_activity_date
     from activities
     inner join bonus_rules
         on activities.age_days < bonus_rules.window_days
@@ -58,7 +60,9 @@ paid as (
         least(
             (counts.engagement_count - bonus_rules.min_count + 1) * bonus_rules.points,
             coalesce(bonus_rules.max_points, bonus_rules.points * counts.engagement_count)
-        ) as points_after_caps
+        ) as points_after_caps,
+        -- the first day an activity leaves the window (the count may fall)
+        counts.oldest_activity_date + bonus_rules.window_days as changes_on
     from counts
     inner join bonus_rules
         on
@@ -93,7 +97,8 @@ final as (
         cast(paid.raw_points as integer) as raw_points,
         cast(paid.points_after_caps as integer) as points_after_caps,
         0 as decay_points,
-        cast(paid.points_after_caps as integer) as points
+        cast(paid.points_after_caps as integer) as points,
+        paid.changes_on
     from paid
 
 )

@@ -5,7 +5,9 @@
 -- `max_points` in all. A lead who engages again loses the line on the next score: decay is
 -- computed at the as-of date from the last days in the activity state, never stored, which
 -- is how a score recovers.
--- (Half-life decay of old points is on the behavioural lines themselves.)
+-- (Half-life decay of old points is on the behavioural lines themselves.) The leads this
+-- build projects only (int_leads__reprojected); `changes_on` is null: the day a penalty
+-- starts is found from the activity kinds by int_lead_projections.
 
 with
 
@@ -14,14 +16,14 @@ with
 engagements as (
 
     select * from {{ ref('int_lead_activity_kinds__as_of') }}
-    where is_engagement
+    where is_engagement and {{ is_reprojected('lead_id') }}
 
 ),
 
 email_kinds as (
 
     select * from {{ ref('int_lead_activity_kinds__as_of') }}
-    where channel = 'email'
+    where channel = 'email' and {{ is_reprojected('lead_id') }}
 
 ),
 
@@ -162,7 +164,8 @@ final as (
         0 as raw_points,
         0 as points_after_caps,
         cast(applied.points as integer) as decay_points,
-        cast(applied.points as integer) as points
+        cast(applied.points as integer) as points,
+        cast(null as date) as changes_on
     from applied
 
 )

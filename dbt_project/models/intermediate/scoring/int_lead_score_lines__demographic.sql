@@ -7,6 +7,7 @@ with
 lead_attributes as (
 
     select * from {{ ref('int_lead_attributes__unpivoted') }}
+    where {{ is_reprojected('lead_id') }}
 
 ),
 
@@ -38,7 +39,8 @@ final as (
         demographic_rules.points as raw_points,
         demographic_rules.points as points_after_caps,
         0 as decay_points,
-        demographic_rules.points
+        demographic_rules.points,
+        cast(null as date) as changes_on
     from lead_attributes
     inner join demographic_rules
         on
