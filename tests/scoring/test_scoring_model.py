@@ -219,7 +219,7 @@ def test_scores_tell_each_leads_story_and_are_reproducible(
     # The unit tests of every rule type pass against this warehouse.
     output = dbt(warehouse, tmp_path, "test", "--select", "test_type:unit", "--vars",
                  json.dumps({"as_of": T.isoformat()}))  # fmt: skip
-    assert "PASS=18" in output.replace(" ", "")
+    assert "PASS=19" in output.replace(" ", "")
 
     # A late event loaded after the builds lands in the incremental rollup exactly once, on
     # its own (past) day, and only that day is recomputed.

@@ -12,11 +12,10 @@
 -- the as-of date, the lead's fingerprint (its row and its actors), the rules, the newest
 -- activity-state change seen, and `changes_on`, the first day its score or lines may change
 -- with no new input: the earliest of its lines' own (a half-life step, a bonus activity
--- leaving the window) and of every day of its activity kinds plus each decay rule's
--- inactivity days and each threshold's decision-signal window (an inactivity or
--- unopened-email penalty starting, a decision signal expiring); a superset of the days those
--- can happen on. Null: nothing changes with time alone. Written last, after the lines and
--- scores it describes, so a build that fails before leaves them to be projected again.
+-- leaving the window) and of the days an inactivity or unopened-email penalty starts or the
+-- decision signal expires (for any segment's window). Null: nothing changes with time alone.
+-- Written last, after the lines and scores it describes, so a build that fails before leaves
+-- them to be projected again.
 
 with
 
@@ -70,43 +69,94 @@ line_changes as (
 
 ),
 
-offsets as (
+-- the days a decay penalty or the decision signal turns on or off with no new activity, as
+-- decay (int_lead_score_lines__decay) and the scores (int_lead_scores__projected) test them
+last_engagement as (
 
-    select decay_rules.inactivity_days as offset_days
-    from decay_rules
-    where decay_rules.inactivity_days is not null
-
-    union
-
-    select score_thresholds.sql_signal_window_days as offset_days
-    from score_thresholds
-    where score_thresholds.sql_signal_window_days is not null
+    select
+        activity_kinds.lead_id,
+        channels.channel,
+        max(activity_kinds.last_activity_date) as last_engaged_on
+    from activity_kinds
+    cross join
+        lateral (values (activity_kinds.channel), ('any')) as channels (channel)
+    where activity_kinds.is_engagement
+    group by activity_kinds.lead_id, channels.channel
 
 ),
 
-kind_days as (
+email_opens as (
 
-    select distinct
+    select
         activity_kinds.lead_id,
-        kind_dates.activity_day
+        max(activity_kinds.last_activity_date) filter (
+            where activity_kinds.activity_type in ('email_open', 'email_click')
+        ) as last_opened_on,
+        max(activity_kinds.last_activity_date) filter (
+            where activity_kinds.funnel_stage = 'decision' and activity_kinds.is_engagement
+        ) as last_decision_date
     from activity_kinds
-    cross join
-        lateral (
-            values (activity_kinds.last_activity_date), (activity_kinds.unopened_on)
-        ) as kind_dates (activity_day)
-    where kind_dates.activity_day is not null
+    group by activity_kinds.lead_id
+
+),
+
+first_unopened as (
+
+    select
+        email_opens.lead_id,
+        email_opens.last_opened_on,
+        min(activity_kinds.unopened_on) as first_unopened_on
+    from email_opens
+    inner join activity_kinds
+        on email_opens.lead_id = activity_kinds.lead_id
+    where
+        activity_kinds.activity_type = 'email_delivered'
+        and activity_kinds.unopened_on
+        > coalesce(email_opens.last_opened_on, date '0001-01-01')
+    group by email_opens.lead_id, email_opens.last_opened_on
+
+),
+
+turning_days as (
+
+    select
+        last_engagement.lead_id,
+        last_engagement.last_engaged_on + decay_rules.inactivity_days as turns_on
+    from last_engagement
+    inner join decay_rules
+        on
+            last_engagement.channel = decay_rules.channel
+            and decay_rules.decay_type = 'inactivity'
+
+    union all
+
+    select
+        first_unopened.lead_id,
+        coalesce(first_unopened.last_opened_on, first_unopened.first_unopened_on)
+        + decay_rules.inactivity_days as turns_on
+    from first_unopened
+    inner join decay_rules
+        on decay_rules.decay_type = 'unopened_email'
+
+    union all
+
+    select
+        email_opens.lead_id,
+        email_opens.last_decision_date + score_thresholds.sql_signal_window_days as turns_on
+    from email_opens
+    cross join score_thresholds
+    where email_opens.last_decision_date is not null
 
 ),
 
 kind_changes as (
 
     select
-        kind_days.lead_id,
-        min(kind_days.activity_day + offsets.offset_days) as changes_on
-    from kind_days
-    cross join offsets
-    where kind_days.activity_day + offsets.offset_days > {{ as_of_date() }}
-    group by kind_days.lead_id
+        turning_days.lead_id,
+        min(turning_days.turns_on) as changes_on
+    from turning_days
+    where turning_days.turns_on > {{ as_of_date() }}
+    group by turning_days.lead_id
 
 ),
 

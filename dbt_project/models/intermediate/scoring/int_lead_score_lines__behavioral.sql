@@ -134,8 +134,8 @@ final as (
         cast(scored.points_after_caps + scored.decay_points as integer) as points,
         -- the first day the half-life decay may round to one point more: when
         -- P * (1 - 0.5 ^ (age / h)) reaches |decay_points| + 0.5 (P = points_after_caps),
-        -- rounded down to a whole day, and after the as-of date (the step is not there yet);
-        -- none once it is all of P
+        -- the first whole day from then (less a micro-day against floating-point error), and
+        -- after the as-of date (the step is not there yet); none once it is all of P
         case
             when
                 scored.half_life_days is not null
@@ -145,13 +145,14 @@ final as (
                 and -scored.decay_points + 0.5 < scored.points_after_caps
                 then greatest(
                         scored.last_activity_date + cast(
-                            floor(
+                            ceil(
                                 scored.half_life_days
                                 * ln(
                                     1 - (-scored.decay_points + 0.5)
                                     / cast(scored.points_after_caps as double precision)
                                 )
                                 / ln(0.5)
+                                - 1e-6
                             ) as integer
                         ),
                         {{ as_of_date() }} + 1
