@@ -325,12 +325,19 @@ def test_the_ui_shows_the_dag_and_its_last_run_successful(
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{ui.url}/dags/lead_scoring")
-            page.wait_for_url(re.compile(r".*/auth/login.*"), timeout=60_000)  # who are we?
-            page.fill("input[name=username]", ui.user)
+            # who are we? The UI sends us to its login page. Waiting for the form, not for
+            # the URL: the SPA's client-side redirect can abort the navigation wait_for_url
+            # follows (net::ERR_ABORTED, seen once in CI) while the page itself is fine.
+            username = page.locator("input[name=username]")
+            username.wait_for(timeout=60_000)
+            assert "/auth/login" in page.url, page.url
+            username.fill(ui.user)
             page.fill("input[name=password]", ui.password)
             page.click("button:has-text('Sign in')")
-            page.wait_for_url(re.compile(r".*/dags/lead_scoring"), timeout=60_000)
-            latest = page.get_by_role("heading", name="Latest Run").locator("xpath=..")
+            heading = page.get_by_role("heading", name="Latest Run")
+            heading.wait_for(timeout=60_000)
+            assert re.match(r".*/dags/lead_scoring", page.url), page.url
+            latest = heading.locator("xpath=..")
             badge = latest.locator("[data-testid=state-badge]")
             badge.wait_for(timeout=60_000)
             assert badge.get_attribute("aria-label") == "success"
